@@ -1,1 +1,1 @@
-"""engine package."""
+"""The inference engine (memory bank, objects, test-time correction) and training steps."""

@@ -1,1 +1,15 @@
-"""models package."""
+"""The STM network, its backbones and checkpoint handling."""
+from yacs.config import CfgNode
+
+from libs.models.checkpoint import load_weights, save_weights
+from libs.models.stm import STM, QueryFeatures, soft_aggregate
+
+__all__ = ["STM", "QueryFeatures", "soft_aggregate", "load_weights", "save_weights", "build_model"]
+
+
+def build_model(cfg: CfgNode) -> STM:
+    """The STM of `cfg` (arch, keydim, valdim, backbone_weights), with `initial` loaded if set."""
+    model = STM(cfg.arch, cfg.keydim, cfg.valdim, cfg.backbone_weights)
+    if cfg.initial:
+        load_weights(model, cfg.initial)
+    return model

@@ -1,0 +1,73 @@
+"""Every configuration key with its default (the original STM-Cycle defaults) and what it does."""
+from yacs.config import CfgNode
+
+_C = CfgNode()
+
+# ----------------------------------------------------------------- data
+_C.data_root = "data"              # folder holding DAVIS16/, DAVIS17/, YouTube-VOS/, SYNTHETIC/, STATIC/ ...
+_C.trainset = ["DAVIS17", "VOS"]    # training data sets (registered names), mixed by datafreq
+_C.valset = "DAVIS17"              # data set run by test.py and by validation during training
+_C.valsplit = "val"                # split of valset ('val' for DAVIS, mapped to 'valid' for YouTube-VOS)
+_C.datafreq = [5, 1]               # how many times each training data set is repeated per epoch
+_C.input_size = (240, 427)         # network input (H, W): frames are resized to fit and padded
+_C.sampled_frames = 3              # frames per training clip
+_C.max_skip = [5, 3]               # initial largest gap between sampled frames, per training data set
+_C.max_skip_cap = 100              # largest value the max_skip curriculum reaches
+_C.samples_per_video = 1           # clips sampled per video and epoch
+_C.max_training_obj = 5            # at most this many objects are sampled per training clip
+_C.data_backend = "PIL"            # training data loader: 'PIL' (DataLoader) or 'DALI'
+
+# ----------------------------------------------------------------- model
+_C.keydim = 128                    # channels of memory/query keys
+_C.valdim = 512                    # channels of memory/query values
+_C.arch = "resnet50"               # encoder: resnet18 | resnet34 | resnet50 | resnet101
+_C.backbone_weights = ""           # '' random init, 'imagenet' (torch hub cache), or a path to a ResNet state dict
+_C.save_freq = 5                   # a frame joins the stored memory every save_freq frames
+_C.max_memory_frames = 0           # bound on stored memory frames (0 = unbounded, as the original)
+_C.epochs_per_increment = 5        # max_skip grows every this many epochs
+_C.split_k = 3                     # unused (accepted so original config files load)
+
+# ----------------------------------------------------------------- training
+_C.epochs = 240
+_C.train_batch = 1                 # clips per GPU (per process) and step
+_C.learning_rate = 0.00001
+_C.gamma = 0.1                     # learning rate factor at each milestone
+_C.momentum = (0.9, 0.999)         # Adam betas; the first entry is SGD's momentum
+_C.solver = "adam"                 # 'adam' or 'sgd'
+_C.weight_decay = 5e-4
+_C.iter_size = 4                   # gradient accumulation steps per optimizer step
+_C.milestone = []                  # epochs at which the learning rate is multiplied by gamma
+_C.loss = "both"                   # 'ce' (bootstrapped cross entropy), 'iou' or 'both'
+_C.mode = "recurrent"              # memory of the forward pass: 'mask' | 'recurrent' | 'threshold'
+_C.iou_threshold = 0.65            # 'threshold' mode: own prediction used when its IoU exceeds this
+_C.alpha = 1.25                    # unused (accepted so original config files load)
+_C.lambdas = [1.0, 0.4]            # unused (accepted so original config files load)
+_C.amp = False                     # bf16 autocast on GPU
+_C.seed = 0                        # seed of every random generator
+
+# ----------------------------------------------------------------- testing
+_C.epoch_per_test = 1              # validate every this many epochs
+_C.correction_rate = 150.0         # step size of the test-time gradient correction
+_C.correction_momentum = 0.9       # unused (accepted so original config files load)
+_C.loop = 10                       # correction iterations every save_freq frames (0 = off)
+
+# ----------------------------------------------------------------- paths and devices
+_C.checkpoint = "ckpt"             # folder of training checkpoints
+_C.initial = ""                    # weights to start from (training) or to test (test.py, demo)
+_C.resume = ""                     # checkpoint to resume training from, or 'auto' (latest in checkpoint/)
+_C.video_path = ""                 # demo: folder of frames or a video file
+_C.mask_path = ""                  # demo: mask PNG of the first frame
+_C.gpu_id = 0                      # CUDA device index; -1 runs on the CPU
+_C.workers = 1                     # data loader worker processes
+_C.save_indexed_format = "index"   # 'index' | 'segmentation' | 'heatmap' | 'mask'
+_C.output_dir = "output"           # where test.py and the demo write their results
+
+# ----------------------------------------------------------------- distributed (torchrun sets the rest)
+_C.multi_gpu_ids = [0, 1, 2, 3]    # unused: torchrun decides the devices
+_C.backend = "nccl"                # process group backend on GPUs ('gloo' is used on the CPU)
+_C.init_method = "env://"          # process group initialisation
+
+
+def defaults() -> CfgNode:
+    """A fresh, mutable copy of the default configuration."""
+    return _C.clone()

@@ -1,0 +1,60 @@
+"""Frame and mask preparation for the network, and its inverse for written masks (as the original)."""
+from typing import Tuple
+
+import cv2
+import numpy as np
+import torch
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(1, 1, 3)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(1, 1, 3)
+
+
+class Letterbox:
+    """Resize to fit `input_size` keeping the aspect ratio, padded evenly on both sides."""
+
+    def __init__(self, input_size: Tuple[int, int], frame_size: Tuple[int, int]):
+        self.th, self.tw = int(input_size[0]), int(input_size[1])
+        self.h, self.w = int(frame_size[0]), int(frame_size[1])
+        factor = min(self.th / self.h, self.tw / self.w)
+        self.sh, self.sw = int(factor * self.h), int(factor * self.w)   # resized content
+        self.top, self.left = (self.th - self.sh) // 2, (self.tw - self.sw) // 2
+
+    def frame(self, rgb: np.ndarray) -> torch.Tensor:
+        """[H, W, 3] uint8 RGB -> [1, 3, th, tw] float32, ImageNet-normalised; padding is black."""
+        canvas = np.zeros((self.th, self.tw, 3), dtype=np.float32)
+        resized = cv2.resize(rgb.astype(np.float32), (self.sw, self.sh), interpolation=cv2.INTER_LINEAR)
+        canvas[self.top:self.top + self.sh, self.left:self.left + self.sw] = resized
+        canvas = (canvas / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        return torch.from_numpy(canvas).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+    def mask(self, labels: np.ndarray, num_objects: int) -> torch.Tensor:
+        """[H, W] labels -> one-hot [1, K+1, th, tw] float32.
+
+        As the original: the one-hot map is resized bilinearly and truncated to integers, so a pixel
+        keeps a label only where the interpolation gives exactly 1 (boundary pixels become all-zero).
+        """
+        onehot = (labels[..., None] == np.arange(num_objects + 1)).astype(np.float32)  # [H, W, K+1]
+        resized = cv2.resize(onehot, (self.sw, self.sh), interpolation=cv2.INTER_LINEAR)
+        resized = resized.reshape(self.sh, self.sw, num_objects + 1)
+        canvas = np.zeros((self.th, self.tw, num_objects + 1), dtype=np.float32)
+        canvas[self.top:self.top + self.sh, self.left:self.left + self.sw] = resized
+        canvas = canvas.astype(np.uint8).astype(np.float32)
+        return torch.from_numpy(canvas).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+    def crop(self, maps: np.ndarray) -> np.ndarray:
+        """[C, th, tw] -> [C, sh, sw]: drop the padding."""
+        return maps[:, self.top:self.top + self.sh, self.left:self.left + self.sw]
+
+    def labels(self, probs: np.ndarray) -> np.ndarray:
+        """[K+1, th, tw] probabilities -> [H, W] uint8 labels at the frame's size.
+
+        Equal to the original's nearest resize of every channel followed by argmax: nearest
+        resampling picks source pixels, so taking the argmax first gives the same labels.
+        """
+        lab = self.crop(probs).argmax(axis=0).astype(np.uint8)                           # [sh, sw]
+        return cv2.resize(lab, (self.w, self.h), interpolation=cv2.INTER_NEAREST)
+
+    def heat(self, probs: np.ndarray) -> np.ndarray:
+        """[K+1, th, tw] -> [H, W] float32: the largest object probability, at the frame's size."""
+        fg = np.maximum(self.crop(probs)[1:].max(axis=0), 0).astype(np.float32)          # [sh, sw]
+        return cv2.resize(fg, (self.w, self.h), interpolation=cv2.INTER_NEAREST)

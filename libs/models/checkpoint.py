@@ -1,0 +1,104 @@
+"""Checkpoint files: strict, weights_only loading and atomic saving in the released layout."""
+import os
+import pickle
+import tempfile
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+from libs.errors import VOSError
+
+# number of blocks in res4 (ResNet layer3) and channels entering the key projection, per arch
+_ARCH_SIGNATURE = {("resnet18", 2, 256), ("resnet34", 6, 256), ("resnet50", 6, 1024), ("resnet101", 23, 1024)}
+
+
+def read_checkpoint(path: str) -> Dict[str, Any]:
+    """Load a checkpoint file with weights_only=True; refuses pickles that would run code."""
+    if not path or not os.path.isfile(path):
+        raise VOSError(f"checkpoint {path!r} not found (set `initial` to a .pth file, or '' for an untrained model)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported content"
+        raise VOSError(f"refused to load {path!r}: it is not a plain weights file and loading it would run "
+                       f"code ({first[:200]}). Re-save it as {{'state_dict': model.state_dict()}}") from None
+    except Exception as err:
+        raise VOSError(f"cannot read checkpoint {path!r}: {type(err).__name__}: {err}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise VOSError(f"checkpoint {path!r} holds a {type(data).__name__}, expected a dict of tensors "
+                       "or {'state_dict': ...}")
+    return data
+
+
+def extract_state_dict(data: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+    """The weights of a `{'state_dict': ...}` checkpoint or of a bare state dict ('module.' stripped)."""
+    state = data.get("state_dict", data)
+    if not isinstance(state, dict):
+        raise VOSError("checkpoint's 'state_dict' entry is not a dict of tensors")
+    state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def guess_arch(state: Dict[str, torch.Tensor]) -> Optional[str]:
+    """Which ResNet a released-layout state dict was built with, or None if it is not that layout."""
+    key = state.get("KV_M_r4.Key.weight")
+    if key is None:
+        return None
+    blocks = {k.split(".")[2] for k in state if k.startswith("Encoder_Q.res4.")}
+    for arch, n, channels in _ARCH_SIGNATURE:
+        if n == len(blocks) and channels == key.shape[1]:
+            return arch
+    return None
+
+
+def load_weights(model: nn.Module, path: str) -> Dict[str, Any]:
+    """Strictly load `path` into `model`; one error lists every missing, unexpected or mis-shaped key."""
+    data = read_checkpoint(path)
+    state = extract_state_dict(data)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in own.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        raise VOSError(_mismatch_message(path, model, state, missing, unexpected, shapes))
+    model.load_state_dict(state, strict=True)
+    return data
+
+
+def _mismatch_message(path: str, model: nn.Module, state: Dict[str, torch.Tensor],
+                      missing: list, unexpected: list, shapes: list) -> str:
+    """One readable error for a checkpoint that does not fit the model."""
+    arch = guess_arch(state)
+    model_arch = getattr(model, "arch", "?")
+    parts = [f"checkpoint {path!r} does not fit the {model_arch} model"]
+    if arch and arch != model_arch:
+        parts.append(f"it was built with arch {arch}: pass `arch {arch}`")
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
+        if keys:
+            more = f" ... and {len(keys) - 8} more" if len(keys) > 8 else ""
+            parts.append(f"{len(keys)} {label} keys: {', '.join(keys[:8])}{more}")
+    return "; ".join(parts)
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """torch.save to a temp file in the same folder, then rename: a crash never leaves half a file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pth")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_weights(model: nn.Module, path: str, **extra: Any) -> None:
+    """Save `{'state_dict': ..., **extra}` (the released layout) atomically."""
+    atomic_save({"state_dict": model.state_dict(), **extra}, path)
