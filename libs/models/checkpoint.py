@@ -20,7 +20,11 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported content"
+        if "global" not in str(err).lower():
+            raise VOSError(f"cannot read checkpoint {path!r}: not a PyTorch weights file "
+                           "(truncated or corrupt?)") from None
+        found = [line.strip() for line in str(err).splitlines() if "global" in line.lower()]
+        first = found[0] if found else "unsupported content"
         raise VOSError(f"refused to load {path!r}: it is not a plain weights file and loading it would run "
                        f"code ({first[:200]}). Re-save it as {{'state_dict': model.state_dict()}}") from None
     except Exception as err:

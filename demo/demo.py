@@ -1,0 +1,73 @@
+"""Segment your own video from the mask of its first frame.
+
+    python3 demo/demo.py --cfg demo/demo.yaml [video_path my.mp4 mask_path first.png initial model.pth]
+
+Writes indexed PNGs, overlay JPEGs and an mp4 of the overlay into {output_dir}/{video name}/.
+"""
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from libs.engine import Letterbox, build_engine  # noqa: E402
+from libs.errors import VOSError  # noqa: E402
+from libs.io import FrameSource, load_first_mask, overlay, read_frame, safe_join, write_image, write_video  # noqa: E402
+from libs.models import build_model  # noqa: E402
+from libs.utils.cli import parse_cfg, run_main  # noqa: E402
+from libs.utils.device import resolve_device  # noqa: E402
+from libs.utils.logging import setup_logging  # noqa: E402
+from libs.utils.results import ResultWriter, check_writable, segment_and_write  # noqa: E402
+
+log = logging.getLogger("demo")
+
+
+def video_name(path: str) -> str:
+    """'clips/dog.mp4' -> 'dog'; 'frames/dog/' -> 'dog'."""
+    base = os.path.basename(os.path.normpath(path))
+    return os.path.splitext(base)[0] if os.path.isfile(path) else base
+
+
+def main() -> None:
+    """Segment `video_path` from `mask_path` and write masks, overlays and an overlay video."""
+    cfg = parse_cfg("Segment a video (folder of frames or video file) from its first frame's mask.")
+    setup_logging()
+    if not cfg.video_path or not cfg.mask_path:
+        raise VOSError("set video_path (a folder of frames or a video file) and mask_path (the first "
+                       "frame's mask PNG), e.g. in demo/demo.yaml or as `video_path X mask_path Y`")
+    source = FrameSource(cfg.video_path)
+    if len(source) < 2:
+        raise VOSError(f"{cfg.video_path} has {len(source)} frame(s); at least 2 are needed")
+    labels, palette, note = load_first_mask(cfg.mask_path)
+    if note:
+        log.info("%s: %s", cfg.mask_path, note)
+    if labels.shape != tuple(source.size):
+        raise VOSError(f"mask {cfg.mask_path} is {labels.shape[1]}x{labels.shape[0]} but the frames of "
+                       f"{cfg.video_path} are {source.size[1]}x{source.size[0]}")
+    if not labels.any():
+        raise VOSError(f"mask {cfg.mask_path} has no object; label objects 1, 2, ... on a 0 background")
+    out = safe_join(cfg.output_dir, video_name(cfg.video_path))
+    check_writable(out)
+    device = resolve_device(cfg.gpu_id)
+    if not cfg.initial:
+        log.warning("!" * 72)
+        log.warning("`initial` is empty: the network is UNTRAINED and its masks are meaningless.")
+        log.warning("Pass `initial /path/to/model.pth` (a released STM-Cycle checkpoint or your own).")
+        log.warning("!" * 72)
+    model = build_model(cfg).to(device).eval()
+    overlay_dir = os.path.join(out, "overlay")
+    os.makedirs(overlay_dir, exist_ok=True)
+
+    def save_overlay(t, rgb, lab):
+        write_image(os.path.join(overlay_dir, source.names[t] + ".jpg"), overlay(rgb, lab, palette))
+
+    stats = segment_and_write(build_engine(cfg, model), iter(source), source.names, {0: labels},
+                              Letterbox(cfg.input_size, source.size), device,
+                              [ResultWriter(out, "index", palette)], video_name(cfg.video_path), save_overlay)
+    frames = (read_frame(os.path.join(overlay_dir, n + ".jpg")) for n in source.names)
+    write_video(os.path.join(out, "overlay.mp4"), frames, source.fps)
+    log.info("%d frames at %.1f FPS: masks, overlay/ and overlay.mp4 in %s", stats.frames, stats.fps, out)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,106 @@
+"""Segment one video with the engine and write its masks: shared by test.py, the demo and validation."""
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from libs.engine.inference import InferenceEngine, segment_video
+from libs.engine.preprocess import Letterbox
+from libs.errors import VOSError
+from libs.io import heatmap_overlay, overlay, write_image, write_indexed_png
+
+log = logging.getLogger(__name__)
+FORMATS = ("index", "segmentation", "heatmap", "mask")
+
+
+@dataclass
+class VideoStats:
+    """How long a video took."""
+
+    frames: int
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        """Frames per second."""
+        return self.frames / max(self.seconds, 1e-9)
+
+
+def check_writable(folder: str) -> None:
+    """Create `folder` or raise a VOSError saying it cannot be written."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, ".write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise VOSError(f"output folder {folder!r} is not writable ({err.strerror}); set output_dir to a "
+                       "folder you can write") from None
+
+
+class ResultWriter:
+    """Writes a frame's result as an indexed PNG or an overlay ('segmentation', 'heatmap', 'mask')."""
+
+    def __init__(self, folder: str, fmt: str, palette: List[int]):
+        if fmt not in FORMATS:
+            raise VOSError(f"save_indexed_format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+        self.folder, self.fmt, self.palette = folder, fmt, palette
+        os.makedirs(folder, exist_ok=True)
+
+    def write(self, name: str, probs: np.ndarray, letterbox: Letterbox, rgb: Optional[np.ndarray]) -> np.ndarray:
+        """probs [K+1, th, tw] -> writes `name`.png; returns the labels [H, W] uint8."""
+        labels = letterbox.labels(probs)
+        path = os.path.join(self.folder, name + ".png")
+        if self.fmt == "index":
+            write_indexed_png(path, labels, self.palette)
+        elif self.fmt == "segmentation":
+            write_image(path, overlay(rgb, labels, self.palette))
+        elif self.fmt == "mask":
+            write_image(path, overlay(rgb, (labels > 0).astype(np.uint8), self.palette))
+        else:
+            write_image(path, heatmap_overlay(rgb, letterbox.heat(probs)))
+        return labels
+
+
+def segment_and_write(engine: InferenceEngine, frames: Iterable[np.ndarray], names: List[str],
+                      given: Dict[int, np.ndarray], letterbox: Letterbox, device: torch.device,
+                      writers: List[ResultWriter], title: str, extra=None) -> VideoStats:
+    """Run the engine over `frames` and write every frame's result with each writer (in a background
+    thread); `extra(t, rgb, labels)` is called per written frame (e.g. the demo's overlay video)."""
+    start, done = time.perf_counter(), 0
+    bar = tqdm(total=len(names), desc=title, unit="frame", leave=False, dynamic_ncols=True)
+    cache: Dict[int, np.ndarray] = {}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = []
+        for t, probs in segment_video(engine, letterbox, _keep(frames, cache), given, device):
+            rgb = cache.pop(t)
+            if probs is not None:
+                pending.append(pool.submit(_write_all, writers, names[t], probs, letterbox, rgb, extra, t))
+                done += 1
+            bar.update(1)
+        for job in pending:
+            job.result()
+    bar.close()
+    return VideoStats(done, time.perf_counter() - start)
+
+
+def _keep(frames: Iterable[np.ndarray], cache: Dict[int, np.ndarray]) -> Iterable[np.ndarray]:
+    """Pass frames through, remembering each until its result is written."""
+    for t, rgb in enumerate(frames):
+        cache[t] = rgb
+        yield rgb
+
+
+def _write_all(writers, name, probs, letterbox, rgb, extra, t) -> None:
+    labels = None
+    for writer in writers:
+        labels = writer.write(name, probs, letterbox, rgb)
+    if extra is not None:
+        extra(t, rgb, labels if labels is not None else letterbox.labels(probs))

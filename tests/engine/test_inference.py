@@ -1,0 +1,119 @@
+"""The inference engine: equality with the original loop, memory schedule, late objects, bounds."""
+import numpy as np
+import pytest
+import torch
+
+from libs.engine.inference import InferenceEngine, merge_given, segment_video
+from libs.engine.preprocess import Letterbox
+from libs.models.stm import STM
+from tests.engine.reference_loop import reference_video
+
+H, W = 48, 80
+
+
+def _model(seed=0, arch="resnet18"):
+    torch.manual_seed(seed)
+    model = STM(arch, keydim=32, valdim=64).eval()
+    for p in model.parameters():  # make the decoder's output depend on the memory visibly
+        p.data.mul_(1.5)
+    return model
+
+
+def _clip(num_frames=7, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.randn(num_frames, 3, H, W, generator=g)
+    mask = torch.zeros(1, 3, H, W)
+    mask[0, 1, 8:24, 8:30] = 1
+    mask[0, 2, 28:44, 40:70] = 1
+    mask[0, 0] = 1 - mask[0, 1:].sum(0)
+    return frames, mask
+
+
+def _run(engine, frames, mask):
+    outs = [engine.step(frames[0:1], mask)]
+    outs += [engine.step(frames[t:t + 1]) for t in range(1, frames.shape[0])]
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("save_freq,loop", [(2, 0), (3, 2)])
+def test_engine_equals_reference_loop(save_freq, loop):
+    model = _model()
+    frames, mask = _clip()
+    ours = _run(InferenceEngine(model, save_freq=save_freq, loop=loop, correction_rate=50.0), frames, mask)
+    ref = reference_video(model, frames, mask, save_freq, loop, 50.0)
+    assert ours.shape == ref.shape == (7, 3, H, W)
+    assert torch.allclose(ours, ref, atol=2e-3)
+    assert (ours.argmax(1) == ref.argmax(1)).float().mean() > 0.999
+
+
+def test_memory_schedule_stores_every_save_freq_frames():
+    engine = InferenceEngine(_model(), save_freq=3)
+    frames, mask = _clip(num_frames=9)
+    _run(engine, frames, mask)
+    assert engine.bank.frame_ids == [0, 3, 6]
+
+
+def test_bounded_memory_keeps_first_and_latest():
+    engine = InferenceEngine(_model(), save_freq=1, max_memory_frames=3)
+    frames, mask = _clip(num_frames=8)
+    _run(engine, frames, mask)
+    assert engine.bank.frame_ids == [0, 5, 6]
+    assert len(engine.bank.keys) == 3
+
+
+def test_correction_changes_next_memory_not_written_mask():
+    model = _model()
+    frames, mask = _clip(num_frames=4)
+    plain = InferenceEngine(model, save_freq=2, loop=0)
+    corrected = InferenceEngine(model, save_freq=2, loop=3, correction_rate=200.0)
+    a, b = _run(plain, frames[:3], mask), _run(corrected, frames[:3], mask)
+    assert torch.equal(a, b)                       # frame 2 is written before its correction
+    assert not torch.allclose(plain.prev_mask, corrected.prev_mask)   # what frame 3 memorises
+    assert not torch.allclose(plain.step(frames[3:4]), corrected.step(frames[3:4]))
+
+
+def test_object_appearing_later_gets_its_own_channel():
+    engine = InferenceEngine(_model(), save_freq=2)
+    frames, mask = _clip(num_frames=6)
+    one = torch.zeros(1, 2, H, W)
+    one[0, 1] = mask[0, 1]
+    one[0, 0] = 1 - one[0, 1]
+    outs = [engine.step(frames[0:1], one), engine.step(frames[1:2])]
+    late = torch.zeros(1, 3, H, W)
+    late[0, 2, 30:40, 50:60] = 1
+    late[0, 0] = 1 - late[0, 2]
+    outs.append(engine.step(frames[2:3], late))
+    outs += [engine.step(frames[t:t + 1]) for t in range(3, 6)]
+    assert [o.shape[1] for o in outs] == [2, 2, 3, 3, 3, 3]
+    assert (outs[2].argmax(1)[0, 30:40, 50:60] == 2).all()
+    assert torch.allclose(outs[-1].sum(1), torch.ones(1, H, W), atol=1e-4)
+
+
+def test_frames_before_first_mask_yield_none():
+    engine = InferenceEngine(_model(), save_freq=2)
+    frames, mask = _clip(num_frames=3)
+    assert engine.step(frames[0:1]) is None
+    assert engine.step(frames[1:2], mask) is mask
+    assert engine.step(frames[2:3]).shape == (1, 3, H, W)
+
+
+def test_merge_given_keeps_prediction_outside_new_object():
+    probs = torch.full((1, 2, 2, 2), 0.5)
+    given = torch.zeros(1, 3, 2, 2)
+    given[0, 2, 0, 0] = 1
+    given[0, 0] = 1 - given[0, 2]
+    merged = merge_given(probs, given)
+    assert merged[0, :, 0, 0].tolist() == [0, 0, 1]
+    assert merged[0, :, 1, 1].tolist() == [0.5, 0.5, 0]
+
+
+def test_segment_video_from_arrays():
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (30, 50, 3), dtype=np.uint8) for _ in range(4)]
+    labels = np.zeros((30, 50), np.uint8)
+    labels[5:20, 5:25] = 2
+    labels[0, 0] = 255
+    out = list(segment_video(InferenceEngine(_model()), Letterbox((32, 64), (30, 50)), frames, {0: labels},
+                             torch.device("cpu")))
+    assert [t for t, _ in out] == [0, 1, 2, 3]
+    assert all(p.shape == (3, 32, 64) for _, p in out)
