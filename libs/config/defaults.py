@@ -12,6 +12,7 @@ _C.datafreq = [5, 1]               # how many times each training data set is re
 _C.input_size = (240, 427)         # network input (H, W): frames are resized to fit and padded
 _C.sampled_frames = 3              # frames per training clip
 _C.max_skip = [5, 3]               # initial largest gap between sampled frames, per training data set
+_C.max_skip_increment = 5          # max_skip grows by this much every epochs_per_increment epochs
 _C.max_skip_cap = 100              # largest value the max_skip curriculum reaches
 _C.samples_per_video = 1           # clips sampled per video and epoch
 _C.max_training_obj = 5            # at most this many objects are sampled per training clip

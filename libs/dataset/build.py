@@ -12,3 +12,27 @@ def build_eval_dataset(cfg: CfgNode):
 
     cls = get_dataset_class(cfg.valset)
     return cls(os.path.join(cfg.data_root, cls.subdir), cfg.valsplit)
+
+
+def build_train_dataset(cfg: CfgNode):
+    """The training clips of every `trainset` entry, mixed by `datafreq` (split 'train')."""
+    import libs.dataset  # noqa: F401  (registers the built-in readers)
+    from libs.dataset.sampler import ClipSampler
+    from libs.dataset.static import StaticClipSynth, StaticImages
+    from libs.dataset.training import StaticClipDataset, TrainClipDataset, build_mixed_dataset
+    from libs.dataset.transforms import build_train_transforms
+
+    parts = []
+    for name, skip in zip(cfg.trainset, cfg.max_skip):
+        cls = get_dataset_class(name)
+        reader = cls(os.path.join(cfg.data_root, cls.subdir), "train")
+        transform = build_train_transforms(cfg.input_size, cfg.max_training_obj)
+        common = dict(transform=transform, samples_per_video=cfg.samples_per_video,
+                      max_objects=cfg.max_training_obj, seed=cfg.seed, name=name)
+        if issubclass(cls, StaticImages):
+            parts.append(StaticClipDataset(reader.videos, StaticClipSynth(cfg.sampled_frames),
+                                           work_size=cfg.input_size, **common))
+        else:
+            sampler = ClipSampler(cfg.sampled_frames, skip, cfg.max_skip_increment, cfg.max_skip_cap, name)
+            parts.append(TrainClipDataset(reader.videos, sampler, **common))
+    return build_mixed_dataset(parts, list(cfg.datafreq))

@@ -23,11 +23,13 @@ def _as_tensor(num_objects, batch: int, device: torch.device) -> torch.Tensor:
 
 
 def bootstrapped_cross_entropy(probs: torch.Tensor, target: torch.Tensor, num_objects,
-                               bootstrap: float = 0.4, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+                               bootstrap: float = 0.4, valid: Optional[torch.Tensor] = None,
+                               per_clip: bool = False) -> torch.Tensor:
     """Mean cross entropy of the hardest `bootstrap` share of pixels.
 
     probs, target [B, K+1, H, W] (merged probabilities, one-hot target with background in channel 0);
-    num_objects int or [B]; valid [B, K] optional (objects that count). Returns a scalar.
+    num_objects int or [B]; valid [B, K] optional (objects that count). Returns a scalar
+    (or [B] with per_clip).
     """
     B, C, H, W = target.shape
     weights = _channel_weights(target, _as_tensor(num_objects, B, target.device), valid)  # [B, K+1]
@@ -35,11 +37,11 @@ def bootstrapped_cross_entropy(probs: torch.Tensor, target: torch.Tensor, num_ob
     per_pixel = (nll * target * weights.view(B, C, 1, 1)).sum(dim=1).view(B, -1)         # [B, HW]
     num = int(H * W * bootstrap)
     hardest, _ = torch.topk(per_pixel, num, dim=1, sorted=False)                         # [B, num]
-    return hardest.mean()
+    return hardest.mean(1) if per_clip else hardest.mean()
 
 
 def iou_loss(probs: torch.Tensor, target: torch.Tensor, num_objects,
-             valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+             valid: Optional[torch.Tensor] = None, per_clip: bool = False) -> torch.Tensor:
     """1 - soft IoU (sum of minima over sum of maxima), averaged over objects, then over the batch.
 
     probs, target [B, K+1, H, W]; objects 1..num_objects count (and only `valid` ones [B, K] if given).
@@ -48,8 +50,8 @@ def iou_loss(probs: torch.Tensor, target: torch.Tensor, num_objects,
     p, t = probs[:, 1:].flatten(2), target[:, 1:].flatten(2)          # [B, K, HW]
     iou = torch.minimum(p, t).sum(-1) / torch.maximum(p, t).sum(-1)   # [B, K]
     weights = _channel_weights(target, _as_tensor(num_objects, B, target.device), valid)[:, 1:]  # [B, K]
-    per_clip = ((1 - iou) * weights).nan_to_num(0.0).sum(1) / weights.sum(1).clamp_min(1)
-    return per_clip.mean()
+    clips = ((1 - iou) * weights).nan_to_num(0.0).sum(1) / weights.sum(1).clamp_min(1)   # [B]
+    return clips if per_clip else clips.mean()
 
 
 def correction_loss(probs: torch.Tensor, target: torch.Tensor, num_objects) -> torch.Tensor:

@@ -157,7 +157,14 @@ class STM(nn.Module):
         return torch.softmax(logits, dim=1)[:, 1].reshape(B, K, *out_size)
 
     def segment(self, query: QueryFeatures, mem_key: torch.Tensor, mem_value: torch.Tensor,
-                out_size: Tuple[int, int], mem_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Read the memory and decode: merged logits [B, K+1, H, W] (softmax -> probabilities)."""
+                out_size: Tuple[int, int], mem_bias: Optional[torch.Tensor] = None,
+                present: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Read the memory and decode: merged logits [B, K+1, H, W] (softmax -> probabilities).
+
+        present [B, K] (bool) marks real objects in a padded batch; others get probability 0.
+        """
         readout = self.read_memory(mem_key, mem_value, query.key, mem_bias)
-        return soft_aggregate(self.decode(readout, query, out_size))
+        probs = self.decode(readout, query, out_size)                  # [B, K, H, W]
+        if present is not None:
+            probs = probs * present.to(probs.dtype)[:, :, None, None]
+        return soft_aggregate(probs)

@@ -4,7 +4,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -13,7 +13,9 @@ from tqdm import tqdm
 from libs.engine.inference import InferenceEngine, segment_video
 from libs.engine.preprocess import Letterbox
 from libs.errors import VOSError
-from libs.io import heatmap_overlay, overlay, write_image, write_indexed_png
+from libs.dataset.base import Video
+from libs.io import (davis_palette, heatmap_overlay, overlay, read_frame, read_mask, safe_join, write_image,
+                     write_indexed_png)
 
 log = logging.getLogger(__name__)
 FORMATS = ("index", "segmentation", "heatmap", "mask")
@@ -104,3 +106,53 @@ def _write_all(writers, name, probs, letterbox, rgb, extra, t) -> None:
         labels = writer.write(name, probs, letterbox, rgb)
     if extra is not None:
         extra(t, rgb, labels if labels is not None else letterbox.labels(probs))
+
+
+def load_given(video: Video, merge_objects: bool) -> Tuple[Dict[int, np.ndarray], List[int]]:
+    """The masks given as input, by frame index (all ids merged into 1 for single-object sets)."""
+    given, palette = {}, video.palette
+    for t, path in sorted(video.given.items()):
+        labels, pal = read_mask(path)
+        if merge_objects:
+            labels = np.where(labels == 255, 255, (labels > 0)).astype(np.uint8)
+        given[t] = labels
+        palette = palette or pal
+    first = min(given) if given else None
+    if first is None or not np.any((given[first] > 0) & (given[first] < 255)):
+        where = video.given.get(first, "no mask file") if first is not None else "no mask file"
+        raise VOSError(f"video {video.name!r}: the first given mask ({where}) has no object; "
+                       "label objects 1, 2, ... on a 0 background")
+    return given, palette or davis_palette()
+
+
+def read_frames(video: Video, size: Tuple[int, int]) -> Iterator[np.ndarray]:
+    """The video's frames in order; a frame of another size is an error naming it."""
+    for path in video.frames:
+        rgb = read_frame(path)
+        if rgb.shape[:2] != size:
+            raise VOSError(f"frame {path} is {rgb.shape[1]}x{rgb.shape[0]} but the video's first frame is "
+                           f"{size[1]}x{size[0]}: all frames of a video must have one size")
+        yield rgb
+
+
+def check_video(video: Video, given: Dict[int, np.ndarray], size: Tuple[int, int]) -> None:
+    """Reject videos the engine cannot segment, naming the file."""
+    if len(video.frames) < 2:
+        raise VOSError(f"video {video.name!r} has {len(video.frames)} frame(s); at least 2 are needed "
+                       "(the first frame's mask is given, later frames are segmented)")
+    for t, labels in given.items():
+        if labels.shape != size:
+            raise VOSError(f"mask {video.given[t]} is {labels.shape[1]}x{labels.shape[0]} but its frame "
+                           f"{video.frames[t]} is {size[1]}x{size[0]}")
+
+
+def run_video(engine: InferenceEngine, video: Video, out_dir: str, input_size, fmt: str, device: torch.device,
+              title: str, merge_objects: bool = False) -> VideoStats:
+    """Segment one data set video and write its results into out_dir/<video>/."""
+    given, palette = load_given(video, merge_objects)
+    size = read_frame(video.frames[0]).shape[:2]
+    check_video(video, given, size)
+    letterbox = Letterbox(input_size, size)
+    writer = ResultWriter(safe_join(out_dir, video.name), fmt, palette)
+    return segment_and_write(engine, read_frames(video, size), video.frame_names, given, letterbox,
+                             device, [writer], title)

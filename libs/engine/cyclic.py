@@ -1,0 +1,110 @@
+"""The cyclic training objective of STM-Cycle: a forward pass through the clip, then back to frame 0."""
+from dataclasses import dataclass
+from typing import Dict
+
+import torch
+
+from libs.engine.losses import bootstrapped_cross_entropy, iou_loss
+from libs.models.stm import STM
+
+MODES = ("mask", "recurrent", "threshold")
+
+
+@dataclass(frozen=True)
+class CyclicConfig:
+    """How the forward memory is built and which loss is used."""
+
+    mode: str = "recurrent"        # 'mask': ground truth; 'recurrent': own prediction; 'threshold'
+    iou_threshold: float = 0.65    # 'threshold': own prediction when its IoU with the truth exceeds this
+    loss: str = "both"             # 'ce', 'iou' or 'both'
+
+
+def clip_loss(probs: torch.Tensor, target: torch.Tensor, num_objects: torch.Tensor,
+              valid: torch.Tensor, loss: str) -> torch.Tensor:
+    """Per-clip loss [B] of merged probabilities against one-hot targets [B, K+1, H, W]."""
+    total = probs.new_zeros(probs.shape[0])
+    if loss in ("ce", "both"):
+        total = total + bootstrapped_cross_entropy(probs, target, num_objects, valid=valid, per_clip=True)
+    if loss in ("iou", "both"):
+        total = total + iou_loss(probs, target, num_objects, valid=valid, per_clip=True)
+    return total
+
+
+def soft_iou(probs: torch.Tensor, target: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Mean soft IoU over the real objects of each clip: [B]."""
+    p, t = probs[:, 1:].flatten(2), target[:, 1:].flatten(2)                  # [B, K, HW]
+    iou = torch.minimum(p, t).sum(-1) / torch.maximum(p, t).sum(-1).clamp_min(1e-6)
+    w = present.to(iou.dtype)
+    return (iou * w).sum(1) / w.sum(1).clamp_min(1)
+
+
+def cyclic_loss(model: STM, frames: torch.Tensor, masks: torch.Tensor, num_objects: torch.Tensor,
+                cfg: CyclicConfig) -> Dict[str, torch.Tensor]:
+    """frames [B, T, 3, H, W], masks [B, T, K+1, H, W] one-hot, num_objects [B] -> losses (scalars)
+    and 'pred', the last frame's prediction [B, K+1, H, W] (detached).
+
+    Forward: frame t is segmented from the memory of frames 0..t-1 (frame 0 with its truth, later
+    frames with the mask chosen by `mode`). Backward cycle: for every later frame whose truth holds
+    all objects, frame 0 is segmented from that frame's memory alone (built from the prediction)
+    and compared with frame 0's truth. Only objects present in the reference frame count.
+    """
+    B, T, _, H, W = frames.shape
+    K = masks.shape[2] - 1
+    present = torch.arange(1, K + 1, device=masks.device)[None] <= num_objects[:, None]   # [B, K]
+    first_has = masks[:, 0, 1:].flatten(2).sum(-1) > 0                                    # [B, K]
+    keys, values, queries = [], [], [model.encode_query(frames[:, 0])]
+    memory_mask, forward, preds = masks[:, 0], [], []
+    for t in range(1, T):
+        k, v = model.encode_memory(frames[:, t - 1], memory_mask[:, 1:])        # [B, K, hw, C]
+        keys.append(k)
+        values.append(v)
+        queries.append(model.encode_query(frames[:, t]))
+        logits = model.segment(queries[t], torch.cat(keys, 2), torch.cat(values, 2), (H, W), present=present)
+        out = torch.softmax(logits, dim=1)                                      # [B, K+1, H, W]
+        preds.append(out)
+        forward.append(clip_loss(out, masks[:, t], num_objects, first_has & present, cfg.loss))
+        memory_mask = _next_memory_mask(out, masks[:, t], present, cfg)
+    cycle = _cycle(model, frames, masks, num_objects, present, queries[0], keys, values, preds, cfg)
+    fwd = torch.stack(forward, 1).sum(1)                                         # [B]
+    total = (fwd + cycle).sum() / (B * (T - 1))
+    return {"loss": total, "forward": fwd.mean() / (T - 1), "cycle": cycle.mean() / (T - 1),
+            "pred": preds[-1].detach()}
+
+
+def _next_memory_mask(out: torch.Tensor, truth: torch.Tensor, present: torch.Tensor,
+                      cfg: CyclicConfig) -> torch.Tensor:
+    """What the next step memorises for this frame: truth, prediction, or either by IoU."""
+    if cfg.mode == "mask":
+        return truth
+    if cfg.mode == "recurrent":
+        return out
+    use_pred = (soft_iou(out, truth, present) > cfg.iou_threshold)[:, None, None, None]
+    return torch.where(use_pred, out, truth)
+
+
+def _cycle(model, frames, masks, num_objects, present, first_query, keys, values, preds, cfg) -> torch.Tensor:
+    """Sum over later frames of the loss of frame 0 segmented from that frame's memory alone: [B]."""
+    B, T, _, H, W = frames.shape
+    last_k, last_v = model.encode_memory(frames[:, T - 1], preds[-1][:, 1:])
+    own_keys = keys[1:] + [last_k]        # memory of frames 1..T-1 built from their predictions
+    own_values = values[1:] + [last_v]
+    total = frames.new_zeros(B)
+    for t in range(T - 1, 0, -1):
+        has = masks[:, t, 1:].flatten(2).sum(-1) > 0                              # [B, K]
+        complete = ((has | ~present).all(1)).to(frames.dtype)                     # [B]
+        logits = model.segment(first_query, own_keys[t - 1], own_values[t - 1], (H, W), present=present)
+        back = torch.softmax(logits, dim=1)
+        total = total + complete * clip_loss(back, masks[:, 0], num_objects, has & present, cfg.loss)
+    return total
+
+
+class CyclicObjective(torch.nn.Module):
+    """The model plus its training objective, so DistributedDataParallel sees one forward()."""
+
+    def __init__(self, model: STM, cfg: CyclicConfig):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, frames: torch.Tensor, masks: torch.Tensor, num_objects: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """See `cyclic_loss`."""
+        return cyclic_loss(self.model, frames, masks, num_objects, self.cfg)

@@ -1,0 +1,87 @@
+"""Train STM-Cycle with the cyclic loss.
+
+    python3 train.py --cfg config.yaml [KEY VAL ...]
+    torchrun --nproc_per_node N train.py --cfg config.yaml [KEY VAL ...]
+"""
+import logging
+import os
+
+import torch
+
+from libs.dataset.build import build_train_dataset
+from libs.dataset.training import collate_clips
+from libs.engine.cyclic import CyclicConfig, CyclicObjective
+from libs.engine.trainer import Trainer, TrainSettings, latest_checkpoint
+from libs.errors import VOSError
+from libs.models import build_model
+from libs.utils.cli import parse_cfg, run_main
+from libs.utils.device import resolve_device
+from libs.utils.dist import init_distributed, shutdown
+from libs.utils.evaluate import validate
+from libs.utils.logging import setup_logging
+from libs.utils.results import check_writable
+
+log = logging.getLogger("train")
+
+
+def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """Adam (betas = momentum) or SGD (momentum[0]) with weight decay."""
+    if cfg.solver == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=tuple(cfg.momentum),
+                                weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum[0],
+                           weight_decay=cfg.weight_decay)
+
+
+def main() -> None:
+    """Build data, model and optimizer from the config; resume if asked; train; validate."""
+    cfg = parse_cfg("Train STM-Cycle (cyclic loss) on the config's training sets.")
+    if cfg.data_backend == "DALI":
+        raise VOSError("data_backend DALI is not available yet in this version; use data_backend PIL")
+    device = resolve_device(cfg.gpu_id)
+    dist = init_distributed(device.type == "cuda", cfg.backend, cfg.init_method)
+    if device.type == "cuda":
+        device = torch.device(f"cuda:{dist.local_rank}") if dist.distributed else device
+    if dist.is_main:
+        check_writable(cfg.checkpoint)
+        setup_logging(os.path.join(cfg.checkpoint, "train.log"))
+        with open(os.path.join(cfg.checkpoint, "config.yaml"), "w") as f:
+            f.write(cfg.dump())
+    torch.manual_seed(cfg.seed)
+    dataset = build_train_dataset(cfg)
+    model = build_model(cfg).to(device).eval()   # batch norm statistics stay frozen, as in the original
+    optimizer = build_optimizer(cfg, model)
+    writer = _tensorboard(cfg.checkpoint) if dist.is_main else None
+    settings = TrainSettings(cfg.epochs, cfg.train_batch, cfg.iter_size, cfg.learning_rate, cfg.gamma,
+                             tuple(cfg.milestone), cfg.epochs_per_increment, cfg.epoch_per_test, cfg.checkpoint,
+                             cfg.seed, cfg.workers, cfg.amp, cfg.dump())
+    objective = CyclicObjective(model, CyclicConfig(cfg.mode, cfg.iou_threshold, cfg.loss))
+    val = (lambda epoch: validate(cfg, model, device, os.path.join(cfg.checkpoint, "val", f"epoch-{epoch:04d}"))
+           ) if dist.is_main else None
+    trainer = Trainer(objective, optimizer, dataset, collate_clips, settings, device, dist, writer, val)
+    if cfg.resume:
+        trainer.resume(latest_checkpoint(cfg.checkpoint) if cfg.resume == "auto" else cfg.resume)
+    log.info("training %s on %s (%d clips/epoch), %d process(es) x batch %d x iter_size %d = effective batch %d",
+             cfg.arch, ", ".join(cfg.trainset), len(dataset), dist.world_size, cfg.train_batch, cfg.iter_size,
+             dist.world_size * cfg.train_batch * cfg.iter_size)
+    try:
+        trainer.run()
+    finally:
+        if writer:
+            writer.close()
+        shutdown()
+    log.info("stopped at epoch %d, step %d; checkpoints in %s", trainer.epoch, trainer.step, cfg.checkpoint)
+
+
+def _tensorboard(folder: str):
+    """A TensorBoard writer under checkpoint/tb, or None if tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
+        return None
+    return SummaryWriter(os.path.join(folder, "tb"))
+
+
+if __name__ == "__main__":
+    run_main(main)
