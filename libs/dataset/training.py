@@ -1,0 +1,223 @@
+"""Training clips: sample frames, read only those, augment, and mix several data sets by frequency.
+
+Every item's randomness (frame sampling and augmentation) comes from a generator seeded with
+(seed, data set name, epoch, repeat, index), so a clip depends only on those and never on the
+DataLoader's worker count or on earlier items: a resumed run at the same epoch sees the same clips.
+Call `set_epoch` before each epoch's DataLoader iteration (and do not use persistent_workers,
+whose worker copies would keep the old epoch).
+"""
+import bisect
+import zlib
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from libs.dataset.base import Video
+from libs.dataset.sampler import ClipSampler
+from libs.dataset.static import StaticClipSynth, mask_to_labels
+from libs.errors import VOSError
+from libs.io import read_frame, read_mask
+
+MAX_TRIES = 20   # clips drawn per item before a video whose first frames show no object is an error
+
+
+class _ClipDataset(Dataset):
+    """Shared machinery: per-item seeding, resampling of empty clips, the output dict."""
+
+    def __init__(self, videos: List[Video], transform, samples_per_video: int, max_objects: int,
+                 seed: int, name: str) -> None:
+        if not videos:
+            raise VOSError(f"training data set {name} has no videos; check its folder (see DATASET.md)")
+        if samples_per_video < 1:
+            raise VOSError(f"samples_per_video must be at least 1, got {samples_per_video}")
+        if getattr(transform, "max_objects", max_objects) != max_objects:
+            raise VOSError(f"{name}: the transform keeps {transform.max_objects} objects but max_objects "
+                           f"is {max_objects}; build both from max_training_obj")
+        self.videos, self.transform = list(videos), transform
+        self.samples_per_video, self.max_objects = samples_per_video, max_objects
+        self.seed, self.name, self.epoch = int(seed), name, 0
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.samples_per_video
+
+    def set_epoch(self, epoch: int, epochs_per_increment: Optional[int] = None) -> None:
+        """Select the epoch whose clips `__getitem__` returns."""
+        self.epoch = int(epoch)
+
+    def _draw(self, video: Video, rng: np.random.Generator) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+        """Frames [H, W, 3] uint8 and masks [H, W] ids of one raw clip of `video`."""
+        raise NotImplementedError
+
+    def seeds(self, idx: int, repeat: int = 0) -> Tuple[np.random.Generator, int]:
+        """The numpy generator and torch seed of item `idx` (of copy `repeat` in a mixed data set)."""
+        key = [self.seed, zlib.crc32(self.name.encode()), self.epoch, repeat, idx]
+        sequence = np.random.SeedSequence(key)
+        return np.random.default_rng(sequence), int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+    def __getitem__(self, idx: int) -> Dict[str, Any]:
+        return self.get_item(idx)
+
+    def get_item(self, idx: int, repeat: int = 0) -> Dict[str, Any]:
+        """Clip `idx` as {'frames' [T,3,H,W], 'masks' [T,K+1,H,W] one-hot, 'num_objects', 'name'}."""
+        if not 0 <= idx < len(self):
+            raise IndexError(f"index {idx} out of range for {self.name} of length {len(self)}")
+        video = self.videos[idx % len(self.videos)]
+        rng, torch_seed = self.seeds(idx, repeat)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch_seed)
+            for _ in range(MAX_TRIES):
+                frames, masks, num_objects = self.transform(*self._draw(video, rng))
+                if num_objects > 0:
+                    return {"frames": frames, "masks": masks, "num_objects": num_objects, "name": video.name}
+        raise VOSError(f"{self.name} video {video.name!r}: none of {MAX_TRIES} sampled clips shows an object "
+                       "in its first frame; check its annotations (masks must label objects with ids 1..255)")
+
+
+def _check_sizes(frame: np.ndarray, mask: np.ndarray, frame_path: str, mask_path: str) -> None:
+    """A VOSError naming both files when a frame and its mask differ in size."""
+    if frame.shape[:2] != mask.shape[:2]:
+        raise VOSError(f"{frame_path} is {frame.shape[1]}x{frame.shape[0]} but its mask {mask_path} is "
+                       f"{mask.shape[1]}x{mask.shape[0]}; frames and masks must have the same size")
+
+
+class TrainClipDataset(_ClipDataset):
+    """Clips of `sampler.sampled_frames` annotated frames of videos, augmented by `transform`."""
+
+    def __init__(self, videos: List[Video], sampler: ClipSampler, transform, samples_per_video: int,
+                 max_objects: int, seed: int, name: str) -> None:
+        super().__init__(videos, transform, samples_per_video, max_objects, seed, name)
+        self.sampler = sampler
+        for video in self.videos:
+            if len(video.annotations) < sampler.sampled_frames:
+                raise VOSError(f"{name} video {video.name!r} has {len(video.annotations)} annotated frames, fewer "
+                               f"than sampled_frames={sampler.sampled_frames}; lower sampled_frames or remove it")
+
+    def set_epoch(self, epoch: int, epochs_per_increment: Optional[int] = None) -> None:
+        """Select the epoch; with `epochs_per_increment` also move the max_skip curriculum to it."""
+        super().set_epoch(epoch)
+        if epochs_per_increment is not None:
+            self.sampler.set_epoch(epoch, epochs_per_increment)
+
+    def state_dict(self) -> Dict[str, int]:
+        """The sampler's curriculum state, for checkpoints."""
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        """Restore the curriculum state saved by `state_dict`."""
+        self.sampler.load_state_dict(state)
+
+    def _draw(self, video: Video, rng: np.random.Generator) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+        """Read only the sampled annotated frames and their masks."""
+        annotated = sorted(video.annotations)
+        chosen = [annotated[i] for i in self.sampler.sample(len(annotated), rng, video.name)]
+        frames, masks = [], []
+        for index in chosen:
+            frame, (mask, _) = read_frame(video.frames[index]), read_mask(video.annotations[index])
+            _check_sizes(frame, mask, video.frames[index], video.annotations[index])
+            frames.append(frame)
+            masks.append(mask)
+        return frames, masks
+
+
+def _cover(image: np.ndarray, labels: np.ndarray, size: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Shrink image [H, W, 3] and labels [H, W] to the smallest size still covering `size` (never enlarge)."""
+    height, width = labels.shape
+    scale = max(size[0] / height, size[1] / width)
+    if scale >= 1.0:
+        return image, labels
+    new_w, new_h = max(int(round(width * scale)), 1), max(int(round(height * scale)), 1)
+    return (cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA),
+            cv2.resize(labels, (new_w, new_h), interpolation=cv2.INTER_NEAREST_EXACT))
+
+
+class StaticClipDataset(_ClipDataset):
+    """Clips synthesised from single images (STATIC data): same output as `TrainClipDataset`.
+
+    With `work_size` (H, W), usually the input size, large images are first shrunk to just cover it,
+    which makes the per-frame warps several times cheaper without changing the final resolution.
+    """
+
+    def __init__(self, images: List[Video], synth: StaticClipSynth, transform, samples_per_video: int,
+                 max_objects: int, seed: int, name: str, work_size: Optional[Sequence[int]] = None) -> None:
+        super().__init__(images, transform, samples_per_video, max_objects, seed, name)
+        self.synth, self.work_size = synth, work_size
+
+    def _draw(self, video: Video, rng: np.random.Generator) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+        """Read the image and its mask, then synthesise a clip from them."""
+        index = min(video.annotations)
+        image, (mask, palette) = read_frame(video.frames[index]), read_mask(video.annotations[index])
+        _check_sizes(image, mask, video.frames[index], video.annotations[index])
+        labels = mask_to_labels(mask, palette)
+        if self.work_size is not None:
+            image, labels = _cover(image, labels, self.work_size)
+        return self.synth(image, labels)
+
+
+class MixedDataset(Dataset):
+    """Data sets concatenated, each repeated by its frequency; repeats draw different clips."""
+
+    def __init__(self, datasets: List[Dataset], datafreq: List[int]) -> None:
+        self.datasets = list(datasets)
+        self.parts = [(d, r) for d, freq in zip(self.datasets, datafreq) for r in range(freq)]
+        self.starts = np.cumsum([0] + [len(d) for d, _ in self.parts]).tolist()
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def __getitem__(self, idx: int) -> Dict[str, Any]:
+        if not 0 <= idx < len(self):
+            raise IndexError(f"index {idx} out of range for a mixed data set of length {len(self)}")
+        part = bisect.bisect_right(self.starts, idx) - 1
+        dataset, repeat = self.parts[part]
+        local = idx - self.starts[part]
+        return dataset.get_item(local, repeat) if hasattr(dataset, "get_item") else dataset[local]
+
+    def set_epoch(self, epoch: int, epochs_per_increment: Optional[int] = None) -> None:
+        """Forward `set_epoch` to every data set that has one."""
+        for dataset in self.datasets:
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch, epochs_per_increment)
+
+    def state_dict(self) -> Dict[str, Dict[str, int]]:
+        """Curriculum state per data set name (for checkpoints: max_skip per data set)."""
+        return {d.name: d.state_dict() for d in self.datasets if hasattr(d, "state_dict")}
+
+    def load_state_dict(self, state: Dict[str, Dict[str, int]]) -> None:
+        """Restore the per-data-set states saved by `state_dict`; a missing data set is a VOSError."""
+        for dataset in self.datasets:
+            if not hasattr(dataset, "load_state_dict"):
+                continue
+            if dataset.name not in state:
+                raise VOSError(f"checkpoint has no sampler state for training data set {dataset.name} "
+                               f"(it has {', '.join(sorted(state)) or 'none'}); train it from the start")
+            dataset.load_state_dict(state[dataset.name])
+
+
+def build_mixed_dataset(datasets: List[Dataset], datafreq: List[int]) -> MixedDataset:
+    """Mix data sets by ratio: data set i appears datafreq[i] times per epoch (the original's ConcatDataset)."""
+    names = [getattr(d, "name", type(d).__name__) for d in datasets]
+    if len(datafreq) != len(datasets):
+        raise VOSError(f"datafreq has {len(datafreq)} entries ({list(datafreq)}) but there are {len(datasets)} "
+                       f"training data sets ({', '.join(names)}); give one repeat count per data set")
+    for name, freq in zip(names, datafreq):
+        if isinstance(freq, bool) or not isinstance(freq, (int, np.integer)) or freq < 0:
+            raise VOSError(f"datafreq for {name} must be an integer >= 0, got {freq!r}")
+    if not any(freq > 0 and len(d) > 0 for d, freq in zip(datasets, datafreq)):
+        raise VOSError(f"datafreq {list(datafreq)} leaves no training clips from {', '.join(names)}; "
+                       "give at least one non-empty data set a count above 0")
+    return MixedDataset(datasets, [int(f) for f in datafreq])
+
+
+def collate_clips(batch: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Stack items: frames [B,T,3,H,W], masks [B,T,K+1,H,W], num_objects LongTensor [B], names list."""
+    shapes = {(tuple(b["frames"].shape), tuple(b["masks"].shape)) for b in batch}
+    if len(shapes) != 1:
+        raise VOSError(f"clips of one batch differ in shape {sorted(shapes)}; every training data set must use "
+                       "the same input_size, sampled_frames and max_training_obj")
+    return {"frames": torch.stack([b["frames"] for b in batch]),
+            "masks": torch.stack([b["masks"] for b in batch]),
+            "num_objects": torch.tensor([b["num_objects"] for b in batch], dtype=torch.long),
+            "names": [b["name"] for b in batch]}
