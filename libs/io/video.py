@@ -1,0 +1,148 @@
+"""Frames in from a folder or a video file, and mp4 videos out."""
+import math
+import os
+from typing import Iterable, Iterator, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from libs.errors import VOSError
+from libs.io.images import read_frame
+from libs.io.paths import atomic_path, list_images
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
+FOLDER_FPS = 25.0
+
+
+class FrameSource:
+    """The frames of a folder of images (natural-sorted) or of a video file, read lazily as RGB."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.paths: Optional[List[str]] = None     # image files when the source is a folder
+        if not os.path.exists(path):
+            raise VOSError(f"input {path} does not exist; give a folder of frames or a video file "
+                           f"({'/'.join(e[1:] for e in VIDEO_EXTENSIONS)})")
+        if os.path.isdir(path):
+            self._open_folder()
+        elif os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS:
+            self._open_video()
+        else:
+            raise VOSError(f"input {path} is neither a folder of frames nor a video file "
+                           f"({'/'.join(e[1:] for e in VIDEO_EXTENSIONS)})")
+
+    def _open_folder(self) -> None:
+        """Index the image files of a folder; its first frame fixes the size."""
+        files = list_images(self.path)
+        if not files:
+            raise VOSError(f"folder {self.path} has no frames (jpg, jpeg, png or bmp files)")
+        self.names = [os.path.splitext(f)[0] for f in files]
+        seen = {}
+        for name, file in zip(self.names, files):
+            if name in seen:
+                raise VOSError(f"folder {self.path} has two frames named {name!r} ({seen[name]} and "
+                               f"{file}); keep one")
+            seen[name] = file
+        self.paths = [os.path.join(self.path, f) for f in files]
+        self.fps = FOLDER_FPS
+        self.size: Tuple[int, int] = read_frame(self.paths[0]).shape[:2]
+
+    def _open_video(self) -> None:
+        """Count the decodable frames of a video file and read its size and frame rate."""
+        cap = cv2.VideoCapture(self.path)
+        try:
+            if not cap.isOpened():
+                raise VOSError(f"cannot open video {self.path} (unsupported codec or corrupt file)")
+            fps = cap.get(cv2.CAP_PROP_FPS)
+            self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else FOLDER_FPS
+            count, first = 0, None
+            while cap.grab():
+                if count == 0:
+                    ok, first = cap.retrieve()
+                    if not ok:
+                        break
+                count += 1
+        finally:
+            cap.release()
+        if count == 0 or first is None:
+            raise VOSError(f"video {self.path} has no readable frame (corrupt file or unsupported codec)")
+        self.size = tuple(first.shape[:2])
+        self.names = [f"{i:05d}" for i in range(count)]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        frames = self._folder_frames() if self.paths is not None else self._video_frames()
+        for name, frame in zip(self.names, frames):
+            if frame.shape[:2] != tuple(self.size):
+                raise VOSError(f"frame {name} of {self.path} is {frame.shape[1]}x{frame.shape[0]} but "
+                               f"the first frame is {self.size[1]}x{self.size[0]}; all frames must "
+                               "have one size")
+            yield frame  # [H, W, 3] uint8 RGB
+
+    def _folder_frames(self) -> Iterator[np.ndarray]:
+        """Decode the folder's images one at a time."""
+        for path in self.paths:
+            yield read_frame(path)
+
+    def _video_frames(self) -> Iterator[np.ndarray]:
+        """Decode the video's frames one at a time (RGB)."""
+        cap = cv2.VideoCapture(self.path)
+        try:
+            for index in range(len(self.names)):
+                ok, bgr = cap.read()
+                if not ok:
+                    raise VOSError(f"video {self.path} ended after {index} of {len(self.names)} frames")
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        finally:
+            cap.release()
+
+
+def write_video(path: str, frames: Iterable[np.ndarray], fps: float) -> int:
+    """Write RGB frames [H, W, 3] uint8 as an mp4v video atomically; returns the number of frames.
+
+    Odd heights or widths are padded by one replicated row/column (the codec needs even sizes).
+    """
+    if os.path.splitext(path)[1].lower() not in VIDEO_EXTENSIONS:
+        raise VOSError(f"cannot write video {path}: use a .mp4, .avi, .mov or .mkv file name")
+    if not (fps and math.isfinite(fps) and fps > 0):
+        raise VOSError(f"video frame rate must be a positive number, got {fps!r}")
+    with atomic_path(path) as tmp:
+        writer, count, size = None, 0, None
+        try:
+            for frame in frames:
+                frame = np.asarray(frame)
+                if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                    raise ValueError(f"video frames must be [H, W, 3] uint8, got {frame.shape} {frame.dtype}")
+                if writer is None:
+                    size = frame.shape[:2]
+                    writer = _open_writer(tmp, path, fps, size)
+                elif frame.shape[:2] != size:
+                    raise VOSError(f"frame {count} for video {path} is {frame.shape[1]}x{frame.shape[0]}, "
+                                   f"the first was {size[1]}x{size[0]}")
+                writer.write(_even(frame)[..., ::-1].copy())
+                count += 1
+        finally:
+            if writer is not None:
+                writer.release()
+        if count == 0:
+            raise VOSError(f"no frames to write to video {path}")
+    return count
+
+
+def _open_writer(tmp: str, path: str, fps: float, size: Tuple[int, int]) -> "cv2.VideoWriter":
+    """An mp4v VideoWriter for frames of `size` (H, W) rounded up to even numbers."""
+    height, width = size[0] + size[0] % 2, size[1] + size[1] % 2
+    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
+    if not writer.isOpened():
+        raise VOSError(f"cannot write video {path}: OpenCV has no mp4v encoder for it")
+    return writer
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """`frame` [H, W, 3] padded by edge replication to an even height and width."""
+    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
+    if not (pad_h or pad_w):
+        return frame
+    return np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
