@@ -181,8 +181,9 @@ class Trainer:
                 self.writer.add_scalar("val/J&F", score, self.epoch)
 
     def _micro_step(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+        k = max(1, int(batch["num_objects"].max()))       # drop object channels no clip of the batch uses
         frames = batch["frames"].to(self.device, non_blocking=True)
-        masks = batch["masks"].to(self.device, non_blocking=True)
+        masks = batch["masks"][:, :, :k + 1].to(self.device, non_blocking=True)
         num = batch["num_objects"].to(self.device)
         boundary = (self.batch + 1) % self.s.iter_size == 0
         sync = contextlib.nullcontext() if boundary or not self.dist.distributed else self.wrapped.no_sync()
