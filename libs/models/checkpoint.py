@@ -16,7 +16,7 @@ _ARCH_SIGNATURE = {("resnet18", 2, 256), ("resnet34", 6, 256), ("resnet50", 6, 1
 def read_checkpoint(path: str) -> Dict[str, Any]:
     """Load a checkpoint file with weights_only=True; refuses pickles that would run code."""
     if not path or not os.path.isfile(path):
-        raise VOSError(f"checkpoint {path!r} not found (set `initial` to a .pth file, or '' for an untrained model)")
+        raise VOSError(f"checkpoint file {path!r} not found; check the path (`initial` / `resume`)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
