@@ -16,7 +16,7 @@ def evaluate_folder(dataset, results: str, workers: int = 1) -> Optional[float]:
 
     year = int(getattr(dataset, "year", 2017))
     scores = evaluate_davis(dataset.root, results, dataset.split, year,
-                            sequences=[v.name for v in dataset.videos], workers=workers)
+                            sequences=[v.name for v in dataset.videos], workers=max(1, workers))
     scores.write_csvs(results)
     scores.plot(results)
     log.info("J&F on %s (%s):\n%s", dataset.root, dataset.split, scores.tables_text())
