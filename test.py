@@ -33,8 +33,10 @@ def main() -> None:
              cfg.arch, cfg.loop, device)
     frames_done, seconds = 0, 0.0
     merge = getattr(dataset, "merge_objects", False)
+    # YouTube-VOS results are laid out as the server's zip: Annotations/<video>/<frame>.png
+    videos_root = os.path.join(out_root, "Annotations") if getattr(dataset, "meta_path", None) else out_root
     for i, video in enumerate(dataset.videos):
-        stats = run_video(engine, video, out_root, cfg.input_size, cfg.save_indexed_format, device,
+        stats = run_video(engine, video, videos_root, cfg.input_size, cfg.save_indexed_format, device,
                           f"[{i + 1}/{len(dataset.videos)}] {video.name}", merge)
         frames_done, seconds = frames_done + stats.frames, seconds + stats.seconds
         log.info("video %s: %d frames, %.1f FPS", video.name, stats.frames, stats.fps)

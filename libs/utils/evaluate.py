@@ -31,8 +31,10 @@ def after_test(dataset, out_root: str, fmt: str, workers: int = 1) -> Optional[f
     if getattr(dataset, "meta_path", None):
         from libs.evaluation.youtube import pack_submission
 
-        zip_path = pack_submission(out_root, dataset.meta_path, os.path.join(out_root + ".zip"))
-        log.info("YouTube-VOS submission ready to upload: %s", zip_path)
+        zip_path = out_root.rstrip("/") + ".zip"
+        count = pack_submission(out_root, dataset.meta_path, zip_path,
+                                jpeg_root=os.path.join(dataset.split_dir, "JPEGImages"))
+        log.info("YouTube-VOS submission ready to upload: %s (%d masks, layout checked)", zip_path, count)
         return None
     if getattr(dataset, "has_full_gt", False):
         return evaluate_folder(dataset, out_root, workers)
