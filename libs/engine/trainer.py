@@ -90,6 +90,8 @@ class Trainer:
         self.sampler = EpochSampler(len(dataset), settings.seed, dist.rank, dist.world_size)
         self.epoch, self.batch, self.step = 0, 0, 0
         self.stop_requested = False
+        # optional: (dataset, sampler, batch_size) -> iterable of collated batches (e.g. a DALI pipeline)
+        self.loader_factory: Optional[Callable] = None
 
     # ------------------------------------------------------------ checkpoints
     def state(self) -> Dict[str, Any]:
@@ -143,9 +145,12 @@ class Trainer:
             for s, handler in old.items():
                 signal.signal(s, handler)
 
-    def _loader(self) -> DataLoader:
+    def _loader(self):
+        """This epoch's batches from the current position (the PIL DataLoader unless a factory is set)."""
         self.dataset.set_epoch(self.epoch, self.s.epochs_per_increment)
         self.sampler.set_epoch(self.epoch, skip=self.batch * self.s.batch_size)
+        if self.loader_factory is not None:
+            return self.loader_factory(self.dataset, self.sampler, self.s.batch_size)
         return DataLoader(self.dataset, batch_size=self.s.batch_size, sampler=self.sampler,
                           num_workers=self.s.workers, collate_fn=self.collate, drop_last=True,
                           pin_memory=self.device.type == "cuda")
