@@ -4,7 +4,7 @@ The disk dilation is done exactly as a union of centred rectangles, each a separ
 disk(r) = U_h { |dy| <= h, |dx| <= floor(sqrt(r^2 - h^2)) }, evaluated with nested pools.
 """
 import math
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -51,8 +51,11 @@ def seg2bmap_torch(masks: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def object_scores_torch(gt: torch.Tensor, pred: torch.Tensor, radius: int) -> Tuple[np.ndarray, np.ndarray]:
-    """J and F [N] of bool mask pairs [N, H, W] (one object over N frames)."""
+def object_scores_torch(gt: torch.Tensor, pred: torch.Tensor, radius: int,
+                        void: Optional[torch.Tensor] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """J and F [N] of bool mask pairs [N, H, W]; void pixels [N, H, W] are left out of both."""
+    if void is not None:
+        gt, pred = gt & ~void, pred & ~void
     inter = (gt & pred).sum(dim=(1, 2)).cpu().numpy()
     union = (gt | pred).sum(dim=(1, 2)).cpu().numpy()
     j = np.where(union == 0, 1.0, inter / np.maximum(union, 1))

@@ -108,7 +108,6 @@ def _unpack(packed: np.ndarray, width: int, depth: int) -> np.ndarray:
     """Split bytes into `depth`-bit samples, leftmost pixel in the high bits, as PNG stores them."""
     if depth == 8:
         return packed if packed.shape[1] == width else np.ascontiguousarray(packed[:, :width])
-    per_byte = 8 // depth
-    shifts = np.arange(8 - depth, -1, -depth, dtype=np.uint8)  # [per_byte]
-    samples = (packed[:, :, None] >> shifts) & np.uint8((1 << depth) - 1)  # [H, bytes, per_byte]
+    shifts = np.arange(8 - depth, -1, -depth, dtype=np.uint8)  # [8 // depth] samples per byte
+    samples = (packed[:, :, None] >> shifts) & np.uint8((1 << depth) - 1)  # [H, bytes, 8 // depth]
     return np.ascontiguousarray(samples.reshape(packed.shape[0], -1)[:, :width])

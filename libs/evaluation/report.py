@@ -9,6 +9,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from libs.io.paths import atomic_path
+
 from libs.evaluation.metrics import db_statistics
 
 GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
@@ -117,14 +119,6 @@ def _format_table(columns: List[str], rows: List[List[object]]) -> List[str]:
 
 def write_atomic(path: str, data: bytes) -> None:
     """Write bytes to a temporary file in the same folder, then rename it over `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -21,6 +21,7 @@ import numpy as np
 
 from libs.errors import VOSError
 from libs.evaluation.png import read_label_png
+from libs.io.paths import atomic_path
 
 
 @dataclass(frozen=True)
@@ -147,19 +148,11 @@ def pack_submission(results_dir: str, meta_path: str, zip_path: str, jpeg_root: 
     returns the number of PNGs packed."""
     plans = all_plans(meta_path, jpeg_root)
     count = check_results(results_dir, plans, check_ids)
-    folder = os.path.dirname(os.path.abspath(zip_path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".zip", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(zip_path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
             for arcname in expected_names(plans):
                 archive.write(os.path.join(results_dir, arcname), arcname)
         verify_zip(tmp, plans)
-        os.replace(tmp, zip_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return count
 
 

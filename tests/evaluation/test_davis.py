@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from libs.errors import VOSError
@@ -182,3 +183,13 @@ def test_sequence_with_two_annotated_frames_is_refused(tmp_path):
     davis, res = write_davis(str(tmp_path), {"s": ([gt, gt], [gt, gt])})
     with pytest.raises(VOSError, match="at least 3"):
         evaluate_davis(davis, res)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without CUDA")
+def test_device_choice_without_cuda(good_folder):
+    davis, res = good_folder
+    with pytest.raises(VOSError, match="--device cuda was asked"):
+        evaluate_davis(davis, res, device="cuda")
+    with pytest.raises(VOSError, match="--device must be cpu, cuda or auto"):
+        evaluate_davis(davis, res, device="tpu")
+    assert evaluate_davis(davis, res, device="auto").global_row["J&F-Mean"] == 1.0  # runs on the CPU

@@ -163,3 +163,18 @@ def test_statistics_ignore_nan_and_reproduce_the_uint8_bin_edges():
 def test_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError, match=r"\(4, 5\).*\(4, 6\)"):
         metrics.db_eval_iou(np.zeros((4, 5)), np.zeros((4, 6)))
+
+
+@pytest.mark.parametrize("n_objects", [10, 70])  # 64-bit masks below 64 objects, one pass per object above
+def test_frame_scores_with_many_objects(n_objects):
+    rng = np.random.default_rng(n_objects)
+    gt = np.zeros((90, 120), dtype=np.uint8)
+    pred = np.zeros_like(gt)
+    for k in range(1, n_objects + 1):
+        y, x = rng.integers(0, 85), rng.integers(0, 115)
+        gt[y:y + 5, x:x + 5] = k
+        pred[y + rng.integers(0, 2):y + 5, x:x + 5 - rng.integers(0, 2)] = k
+    j, f = metrics.frame_scores(gt, pred, n_objects, metrics.disk(2))
+    for k in range(1, n_objects + 1, 1 if n_objects < 64 else 9):  # the reference is slow
+        assert j[k - 1] == pytest.approx(reference.j_score(gt == k, pred == k), abs=1e-12)
+        assert f[k - 1] == pytest.approx(reference.f_score(gt == k, pred == k, 2), abs=1e-12)

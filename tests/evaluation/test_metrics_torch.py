@@ -6,7 +6,7 @@ import torch
 
 from libs.evaluation import metrics
 from libs.evaluation.davis import evaluate_davis
-from libs.evaluation.metrics_torch import dilate_disk, disk_levels, label_scores_torch
+from libs.evaluation.metrics_torch import dilate_disk, disk_levels, label_scores_torch, object_scores_torch
 from libs.evaluation.synthetic import write_davis_like
 
 
@@ -57,3 +57,13 @@ def test_cuda_evaluation_equals_cpu(tmp_path):
         assert a["Sequence"] == b["Sequence"]
         assert a["J-Mean"] == pytest.approx(b["J-Mean"], abs=1e-12)
         assert a["F-Mean"] == pytest.approx(b["F-Mean"], abs=1e-12)
+
+
+def test_void_pixels_are_left_out_as_in_numpy():
+    rng = np.random.default_rng(2)
+    gt = rng.random((4, 30, 40)) < 0.3
+    pred = np.roll(gt, 2, axis=2)
+    void = rng.random((4, 30, 40)) < 0.1
+    j, f = object_scores_torch(torch.from_numpy(gt), torch.from_numpy(pred), 1, torch.from_numpy(void))
+    assert np.allclose(j, metrics.db_eval_iou(gt, pred, void), atol=1e-12)
+    assert np.allclose(f, metrics.db_eval_boundary(gt, pred, void), atol=1e-12)
