@@ -7,7 +7,9 @@ Facts reproduced from the official davis2017-evaluation package:
 - 2017: GT label 255 (void) counts as background and is NOT excluded from J or F in the
   semi-supervised task; the object count is the largest id of the first GT frame (ids above it in
   later frames are ignored, ids missing from the prediction score as empty masks);
-- 2016 (the single-object benchmark): every non-zero GT or predicted pixel is foreground;
+- 2016 (the single-object benchmark, as its toolkit's single-object mode): one object per
+  sequence, every non-zero GT or predicted pixel is foreground (so 0/255 DAVIS 2016 masks and
+  0/1 predictions both work);
 - a predicted id above the object count is an error (the toolkit silently exits there).
 """
 import ctypes
@@ -166,8 +168,9 @@ def read_gt(task: SequenceTask, frame: str) -> np.ndarray:
 
 
 def count_objects(first_gt: np.ndarray, year: int) -> int:
-    """Number of objects: the largest id of the first GT frame (void already removed)."""
-    return int(first_gt.max(initial=0)) if year == 2017 else int(first_gt.any())
+    """Number of objects: 2017, the largest id of the first GT frame (void already removed);
+    2016, always one."""
+    return int(first_gt.max(initial=0)) if year == 2017 else 1
 
 
 def load_pair(task: SequenceTask, frame: str, shape: Tuple[int, int],

@@ -3,7 +3,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Dict, List
 

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -99,7 +98,8 @@ def check_results(results_dir: str, plans: Dict[str, VideoPlan], check_ids: bool
     root = os.path.join(results_dir, "Annotations")
     if not os.path.isdir(root):
         raise VOSError(f"{root} is not a folder; results must be in <dir>/Annotations/<video>/<frame>.png")
-    extra_videos = sorted(set(os.listdir(root)) - set(plans))
+    folders = {f for f in os.listdir(root) if os.path.isdir(os.path.join(root, f))}
+    extra_videos = sorted(folders - set(plans))
     if extra_videos:
         raise VOSError(f"{root} has {len(extra_videos)} folder(s) not in meta.json, e.g. {extra_videos[0]!r}")
     total = 0
@@ -113,17 +113,15 @@ def _check_video(folder: str, plan: VideoPlan, check_ids: bool) -> None:
     """Exactly the planned frames, each a label map with allowed ids only."""
     if not os.path.isdir(folder):
         raise VOSError(f"video {plan.name!r}: no results folder {folder}")
-    present = {f[:-4] for f in os.listdir(folder) if f.endswith(".png")}
-    others = sorted(f for f in os.listdir(folder) if not f.endswith(".png"))
+    present = {f[:-4] for f in os.listdir(folder) if f.endswith(".png")}  # other files are not packed
     missing = [f for f in plan.frames if f not in present]
     extra = sorted(present - set(plan.frames))
     if missing:
         raise VOSError(f"video {plan.name!r}: frame {missing[0]}.png is missing from {folder} "
                        f"({len(missing)} missing; write every frame from {plan.frames[0]} on)")
-    if extra or others:
-        first = f"{extra[0]}.png" if extra else others[0]
-        raise VOSError(f"video {plan.name!r}: {folder} has {first}, which the server does not expect "
-                       f"(frames before {plan.frames[0]} or not in the video); remove it")
+    if extra:
+        raise VOSError(f"video {plan.name!r}: {folder} has {extra[0]}.png, which the server does not "
+                       f"expect (frames before {plan.frames[0]} or not in the video); remove it")
     if check_ids:
         for frame in plan.frames:
             _check_ids(os.path.join(folder, frame + ".png"), plan, frame)

@@ -95,6 +95,13 @@ def test_2016_merges_every_id_into_one_object(tmp_path):
     assert evaluate_davis(davis, res, year=2017).global_row["J-Mean"] == 0.0
 
 
+def test_2016_reads_binary_0_255_ground_truth(tmp_path):
+    gt = square_frame(SHAPE, {255: (5, 5, 6)})  # the DAVIS 2016 release stores foreground as 255
+    pred = square_frame(SHAPE, {1: (5, 5, 6)})
+    davis, res = write_davis(str(tmp_path), {"s": ([gt] * 3, [pred] * 3)}, year=2016)
+    assert evaluate_davis(davis, res, year=2016).global_row["J&F-Mean"] == 1.0
+
+
 def test_sequences_argument_and_set_file_handling(tmp_path):
     frames = [square_frame(SHAPE, {1: (5, 5, 6)})] * 3
     sequences = {"a": (frames, frames), "b": (frames, frames)}

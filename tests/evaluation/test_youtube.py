@@ -122,3 +122,14 @@ def test_command_line_packs_and_reports_errors(meta_path, tmp_path, capsys):
     assert "packed 6 PNGs" in capsys.readouterr().out
     assert youtube.main(["--results", str(tmp_path / "none"), "--meta", meta_path, "--out", str(zip_path)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_videos_not_in_meta_are_refused(meta_path, tmp_path):
+    results = tmp_path / "out"
+    plans = youtube.all_plans(meta_path)
+    write_results(str(results), plans)
+    (results / "Annotations" / "notes.txt").write_text("ignored: not a folder")
+    assert youtube.check_results(str(results), plans) == 6
+    (results / "Annotations" / "vid_zzz").mkdir()
+    with pytest.raises(VOSError, match="not in meta.json, e.g. 'vid_zzz'"):
+        youtube.check_results(str(results), plans)
