@@ -21,9 +21,9 @@ def main() -> None:
     """Parse the config, segment every video, write masks, evaluate."""
     cfg = parse_cfg("Segment the videos of valset with a trained STM-Cycle model.")
     setup_logging()
+    dataset = build_eval_dataset(cfg)
     out_root = os.path.join(cfg.output_dir, cfg.valset)
     check_writable(out_root)
-    dataset = build_eval_dataset(cfg)
     device = resolve_device(cfg.gpu_id)
     if not cfg.initial:
         log.warning("`initial` is empty: testing an UNTRAINED network (pass initial model.pth)")

@@ -1,13 +1,13 @@
 """Checkpoint files: strict, weights_only loading and atomic saving in the released layout."""
 import os
 import pickle
-import tempfile
 from typing import Any, Dict, Optional
 
 import torch
 from torch import nn
 
 from libs.errors import VOSError
+from libs.io.paths import atomic_path
 
 # number of blocks in res4 (ResNet layer3) and channels entering the key projection, per arch
 _ARCH_SIGNATURE = {("resnet18", 2, 256), ("resnet34", 6, 256), ("resnet50", 6, 1024), ("resnet101", 23, 1024)}
@@ -90,17 +90,8 @@ def _mismatch_message(path: str, model: nn.Module, state: Dict[str, torch.Tensor
 
 def atomic_save(obj: Any, path: str) -> None:
     """torch.save to a temp file in the same folder, then rename: a crash never leaves half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pth")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def save_weights(model: nn.Module, path: str, **extra: Any) -> None:

@@ -77,9 +77,9 @@ def segment_and_write(engine: InferenceEngine, frames: Iterable[np.ndarray], nam
     """Run the engine over `frames` and write every frame's result with each writer (in a background
     thread); `extra(t, rgb, labels)` is called per written frame (e.g. the demo's overlay video)."""
     start, done = time.perf_counter(), 0
-    bar = tqdm(total=len(names), desc=title, unit="frame", leave=False, dynamic_ncols=True)
     cache: Dict[int, np.ndarray] = {}
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with tqdm(total=len(names), desc=title, unit="frame", leave=False, dynamic_ncols=True) as bar, \
+            ThreadPoolExecutor(max_workers=1) as pool:
         pending = []
         for t, probs in segment_video(engine, letterbox, _keep(frames, cache), given, device):
             rgb = cache.pop(t)
@@ -89,7 +89,6 @@ def segment_and_write(engine: InferenceEngine, frames: Iterable[np.ndarray], nam
             bar.update(1)
         for job in pending:
             job.result()
-    bar.close()
     return VideoStats(done, time.perf_counter() - start)
 
 

@@ -119,10 +119,7 @@ BAD_CASES = ("data_root_missing", "unknown_valset", "initial_missing", "initial_
              "one_frame_video", "unknown_key", "odd_items")
 
 
-BAR_NOT_CLOSED = pytest.mark.xfail(strict=True, reason=(
-    "libs/utils/results.py segment_and_write does not close its tqdm bar when a frame fails, so the "
-    "`error:` line is glued to the half-drawn progress bar; fix: `with tqdm(...) as bar:` or try/finally"))
-BAD_PARAMS = [pytest.param(n, marks=BAR_NOT_CLOSED) if n == "corrupt_frame" else n for n in BAD_CASES]
+BAD_PARAMS = list(BAD_CASES)
 
 
 def _void_and_gap_ids(root):
