@@ -11,6 +11,7 @@ setup: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps vos-benchmark
 	touch $(STAMP)
 
 test: setup
