@@ -1,27 +1,24 @@
-"""Thin builders that read the config and construct data set readers."""
+"""Thin builders that read the config and construct data set readers and training data."""
 import os
 
 from yacs.config import CfgNode
 
+import libs.dataset  # noqa: F401  (registers the built-in readers)
 from libs.dataset.registry import get_dataset_class
+from libs.dataset.sampler import ClipSampler
+from libs.dataset.static import StaticClipSynth, StaticImages
+from libs.dataset.training import StaticClipDataset, TrainClipDataset, build_mixed_dataset
+from libs.dataset.transforms import build_train_transforms
 
 
 def build_eval_dataset(cfg: CfgNode):
     """The reader of `valset` / `valsplit` under `data_root`."""
-    import libs.dataset  # noqa: F401  (registers the built-in readers)
-
     cls = get_dataset_class(cfg.valset)
     return cls(os.path.join(cfg.data_root, cls.subdir), cfg.valsplit)
 
 
 def build_train_dataset(cfg: CfgNode):
     """The training clips of every `trainset` entry, mixed by `datafreq` (split 'train')."""
-    import libs.dataset  # noqa: F401  (registers the built-in readers)
-    from libs.dataset.sampler import ClipSampler
-    from libs.dataset.static import StaticClipSynth, StaticImages
-    from libs.dataset.training import StaticClipDataset, TrainClipDataset, build_mixed_dataset
-    from libs.dataset.transforms import build_train_transforms
-
     parts = []
     for name, skip in zip(cfg.trainset, cfg.max_skip):
         cls = get_dataset_class(name)
