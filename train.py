@@ -9,10 +9,10 @@ import os
 import torch
 
 from libs.dataset.build import build_train_dataset
+from libs.dataset.dali import build_dali_loader_factory, require_dali
 from libs.dataset.training import collate_clips
 from libs.engine.cyclic import CyclicConfig, CyclicObjective
 from libs.engine.trainer import Trainer, TrainSettings, latest_checkpoint
-from libs.errors import VOSError
 from libs.models import build_model
 from libs.utils.cli import parse_cfg, run_main
 from libs.utils.device import resolve_device
@@ -37,7 +37,7 @@ def main() -> None:
     """Build data, model and optimizer from the config; resume if asked; train; validate."""
     cfg = parse_cfg("Train STM-Cycle (cyclic loss) on the config's training sets.")
     if cfg.data_backend == "DALI":
-        raise VOSError("data_backend DALI is not available yet in this version; use data_backend PIL")
+        require_dali()     # one clear error line before any work when DALI is not installed
     device = resolve_device(cfg.gpu_id)
     dist = init_distributed(device.type == "cuda", cfg.backend, cfg.init_method)
     if device.type == "cuda":
@@ -59,6 +59,8 @@ def main() -> None:
     val = (lambda epoch: validate(cfg, model, device, os.path.join(cfg.checkpoint, "val", f"epoch-{epoch:04d}"))
            ) if dist.is_main else None
     trainer = Trainer(objective, optimizer, dataset, collate_clips, settings, device, dist, writer, val)
+    if cfg.data_backend == "DALI":
+        trainer.loader_factory = build_dali_loader_factory(dataset, device, max(2, cfg.workers), cfg.workers, cfg.seed)
     if cfg.resume:
         trainer.resume(latest_checkpoint(cfg.checkpoint) if cfg.resume == "auto" else cfg.resume)
     log.info("training %s on %s (%d clips/epoch), %d process(es) x batch %d x iter_size %d = effective batch %d",
