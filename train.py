@@ -49,7 +49,7 @@ def main() -> None:
             f.write(cfg.dump())
     torch.manual_seed(cfg.seed)
     dataset = build_train_dataset(cfg)
-    model = build_model(cfg).to(device).eval()   # batch norm statistics stay frozen, as in the original
+    model = build_model(cfg).to(device).train(not cfg.freeze_bn)   # frozen batch norm: the original
     optimizer = build_optimizer(cfg, model)
     writer = _tensorboard(cfg.checkpoint) if dist.is_main else None
     settings = TrainSettings(cfg.epochs, cfg.train_batch, cfg.iter_size, cfg.learning_rate, cfg.gamma,

@@ -8,7 +8,6 @@ size, RandomAffine, flip, resize to fit), the padding, the colour jitter and the
 Parameters come from the data set's own per-item generators and its ClipTransform's steps, consumed
 in the PIL order, so both backends augment a clip with the same random parameters.
 """
-import bisect
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -256,8 +255,7 @@ def _frame_size(path: str) -> Size:
 
 def _encoded_sources(dataset: TrainClipDataset, video, rng) -> Tuple[List[np.ndarray], List[np.ndarray], List[str]]:
     """The sampled annotated frames' files (bytes) and masks, chosen as `TrainClipDataset._draw` chooses."""
-    annotated = sorted(video.annotations)
-    chosen = [annotated[i] for i in dataset.sampler.sample(len(annotated), rng, video.name)]
+    chosen = dataset.choose(video, rng)
     frames, masks, paths = [], [], []
     for index in chosen:
         path, mask_path = video.frames[index], video.annotations[index]
@@ -326,8 +324,5 @@ class ClipPlanDataset(Dataset):
     def __getitem__(self, idx: int) -> ClipPlan:
         if not isinstance(self.dataset, MixedDataset):
             return plan_clip(self.dataset, idx)
-        if not 0 <= idx < len(self.dataset):
-            raise IndexError(f"index {idx} out of range for a mixed data set of length {len(self.dataset)}")
-        part = bisect.bisect_right(self.dataset.starts, idx) - 1
-        dataset, repeat = self.dataset.parts[part]
-        return plan_clip(dataset, idx - self.dataset.starts[part], repeat)
+        dataset, repeat, local = self.dataset.locate(idx)
+        return plan_clip(dataset, local, repeat)

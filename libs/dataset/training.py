@@ -109,12 +109,15 @@ class TrainClipDataset(_ClipDataset):
         """Restore the curriculum state saved by `state_dict`."""
         self.sampler.load_state_dict(state)
 
+    def choose(self, video: Video, rng: np.random.Generator) -> List[int]:
+        """Frame indices of one clip: `sampled_frames` annotated frames chosen by the sampler."""
+        annotated = sorted(video.annotations)
+        return [annotated[i] for i in self.sampler.sample(len(annotated), rng, video.name)]
+
     def _draw(self, video: Video, rng: np.random.Generator) -> Tuple[List[np.ndarray], List[np.ndarray]]:
         """Read only the sampled annotated frames and their masks."""
-        annotated = sorted(video.annotations)
-        chosen = [annotated[i] for i in self.sampler.sample(len(annotated), rng, video.name)]
         frames, masks = [], []
-        for index in chosen:
+        for index in self.choose(video, rng):
             frame, (mask, _) = read_frame(video.frames[index]), read_mask(video.annotations[index])
             _check_sizes(frame, mask, video.frames[index], video.annotations[index])
             frames.append(frame)
@@ -167,12 +170,16 @@ class MixedDataset(Dataset):
     def __len__(self) -> int:
         return self.starts[-1]
 
-    def __getitem__(self, idx: int) -> Dict[str, Any]:
+    def locate(self, idx: int) -> Tuple[Dataset, int, int]:
+        """(data set, repeat, index within it) of mixed index `idx`."""
         if not 0 <= idx < len(self):
             raise IndexError(f"index {idx} out of range for a mixed data set of length {len(self)}")
         part = bisect.bisect_right(self.starts, idx) - 1
         dataset, repeat = self.parts[part]
-        local = idx - self.starts[part]
+        return dataset, repeat, idx - self.starts[part]
+
+    def __getitem__(self, idx: int) -> Dict[str, Any]:
+        dataset, repeat, local = self.locate(idx)
         return dataset.get_item(local, repeat) if hasattr(dataset, "get_item") else dataset[local]
 
     def set_epoch(self, epoch: int, epochs_per_increment: Optional[int] = None) -> None:

@@ -49,9 +49,14 @@ def validate(cfg, model: torch.nn.Module, device: torch.device, out_dir: str) ->
 
     dataset = build_eval_dataset(cfg)
     engine = build_engine(cfg, model)
-    for video in dataset.videos:
-        run_video(engine, video, out_dir, cfg.input_size, "index", device, f"val {video.name}",
-                  getattr(dataset, "merge_objects", False))
+    training = model.training
+    model.eval()
+    try:
+        for video in dataset.videos:
+            run_video(engine, video, out_dir, cfg.input_size, "index", device, f"val {video.name}",
+                      getattr(dataset, "merge_objects", False))
+    finally:
+        model.train(training)
     score = after_test(dataset, out_dir, "index", cfg.workers)
     if score is not None:
         log.info("validation J&F-Mean %.4f (%s)", score, out_dir)
