@@ -1,27 +1,68 @@
 """STM-Cycle's test-time gradient correction of a prediction through the cycle back to the reference."""
-from typing import Tuple
+import contextlib
+import functools
+from typing import Iterator, Optional, Tuple
 
 import torch
 
 from libs.engine.losses import correction_loss
-from libs.models.stm import STM, QueryFeatures
+from libs.models.stm import STM, QueryFeatures, soft_aggregate
+
+
+def segment_sdpa(model: STM, query: QueryFeatures, mem_key: torch.Tensor, mem_value: torch.Tensor,
+                 out_size: Tuple[int, int], mem_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """`STM.segment` with the memory read by scaled_dot_product_attention: merged logits [B, K+1, H, W]."""
+    readout = model.read_memory(mem_key, mem_value, query.key, mem_bias, sdpa=True)  # [B, K, C_v, h, w]
+    return soft_aggregate(model.decode(readout, query, out_size))
+
+
+@contextlib.contextmanager
+def frozen_parameters(model: torch.nn.Module) -> Iterator[None]:
+    """Parameters stop requiring gradients inside the block; the flags are restored after it."""
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 def correct_prediction(model: STM, frame: torch.Tensor, probs: torch.Tensor, ref_query: QueryFeatures,
                        ref_mask: torch.Tensor, num_objects: int, loop: int, rate: float,
-                       out_size: Tuple[int, int]) -> torch.Tensor:
+                       out_size: Tuple[int, int], fast: bool = False, amp: bool = False) -> torch.Tensor:
     """Move the prediction `loop` times by -rate x the gradient of the cycle loss with respect to it.
 
     Each iteration encodes `frame` [1, 3, H, W] with the current prediction `probs` [1, K+1, H, W]
     as the only memory, segments the reference frame (its query features `ref_query`), and compares
     with `ref_mask` [1, K+1, H, W]. Only the prediction receives gradients. Returns [1, K+1, H, W].
+    fast: parameters frozen during the correction and the memory read by scaled_dot_product_attention;
+    with amp as well, the network runs under bf16 autocast on CUDA (the loss and the update stay fp32).
     """
+    if not fast:
+        return _correct(model, frame, probs, ref_query, ref_mask, num_objects, loop, rate, out_size, False,
+                        contextlib.nullcontext)
+    device = frame.device.type
+    autocast = functools.partial(torch.autocast, device, dtype=torch.bfloat16, enabled=amp and device == "cuda")
+    with frozen_parameters(model):
+        return _correct(model, frame, probs, ref_query, ref_mask, num_objects, loop, rate, out_size, True,
+                        autocast)
+
+
+def _correct(model, frame, probs, ref_query, ref_mask, num_objects, loop, rate, out_size, sdpa, autocast):
+    """The correction loop; `sdpa` picks the memory read, `autocast` wraps the network passes."""
     out = probs.detach()
     for _ in range(loop):
         with torch.enable_grad():
             pred = out.clone().requires_grad_(True)
-            key, value = model.encode_memory(frame, pred[:, 1:num_objects + 1])
-            back = torch.softmax(model.segment(ref_query, key, value, out_size), dim=1)  # [1, K+1, H, W]
+            with autocast():
+                key, value = model.encode_memory(frame, pred[:, 1:num_objects + 1])
+                if sdpa:
+                    logits = segment_sdpa(model, ref_query, key, value, out_size)
+                else:
+                    logits = model.segment(ref_query, key, value, out_size)
+            back = torch.softmax(logits.float() if sdpa else logits, dim=1)    # [1, K+1, H, W]
             loss = correction_loss(back, ref_mask, num_objects)
             grad, = torch.autograd.grad(loss, pred)
         out = out - rate * grad

@@ -4,8 +4,8 @@ from typing import Dict, Iterable, Iterator, Optional, Tuple
 import numpy as np
 import torch
 
-from libs.engine.correction import correct_prediction
-from libs.engine.memory import MemoryBank
+from libs.engine.correction import correct_prediction, segment_sdpa
+from libs.engine.memory import MemoryBank, PreallocatedMemoryBank
 from libs.models.stm import STM, QueryFeatures
 
 
@@ -32,18 +32,23 @@ class InferenceEngine:
     frame t-1 joins the stored memory when (t-1) is a multiple of `save_freq`. Every `save_freq`
     frames, `loop` correction iterations update the prediction that the next frame memorises;
     the returned (written) prediction is the one before correction.
+
+    fast: a preallocated memory bank, the memory read by scaled_dot_product_attention, and a
+    correction with the parameters frozen (bf16 autocast in it too with `amp`); the same
+    computation up to rounding. amp: bf16 autocast on CUDA.
     """
 
     def __init__(self, model: STM, save_freq: int = 5, loop: int = 0, correction_rate: float = 150.0,
-                 max_memory_frames: int = 0, amp: bool = False):
+                 max_memory_frames: int = 0, amp: bool = False, fast: bool = False):
         self.model = model
         self.save_freq, self.loop, self.rate = save_freq, loop, correction_rate
-        self.max_memory_frames, self.amp = max_memory_frames, amp
+        self.max_memory_frames, self.amp, self.fast = max_memory_frames, amp, fast
         self.reset()
 
     def reset(self) -> None:
         """Forget the current video."""
-        self.bank = MemoryBank(self.max_memory_frames)
+        self.bank = (PreallocatedMemoryBank(self.max_memory_frames) if self.fast
+                     else MemoryBank(self.max_memory_frames))
         self.t = -1                      # index of the last frame seen, from the first given mask
         self.num_objects = 0
         self.prev_frame: Optional[torch.Tensor] = None
@@ -79,8 +84,8 @@ class InferenceEngine:
             out = written = merge_given(out, given)
             self._set_reference(frame, out, None)
         elif self.loop > 0 and self.t % self.save_freq == 0:
-            out = correct_prediction(self.model, frame, out, self.ref_query, self.ref_mask,
-                                     self.num_objects, self.loop, self.rate, tuple(frame.shape[2:]))
+            out = correct_prediction(self.model, frame, out, self.ref_query, self.ref_mask, self.num_objects,
+                                     self.loop, self.rate, tuple(frame.shape[2:]), self.fast, self.amp)
         self.prev_frame, self.prev_mask = frame, out
         return written
 
@@ -105,7 +110,10 @@ class InferenceEngine:
         prev = self.model.encode_memory(self.prev_frame, self.prev_mask[:, 1:K + 1])   # [1, K, hw, C]
         mem_key, mem_value, bias = self.bank.read_inputs(extra=prev)
         query = self.model.encode_query(frame)
-        logits = self.model.segment(query, mem_key, mem_value, tuple(frame.shape[2:]), bias)
+        if self.fast:
+            logits = segment_sdpa(self.model, query, mem_key, mem_value, tuple(frame.shape[2:]), bias)
+        else:
+            logits = self.model.segment(query, mem_key, mem_value, tuple(frame.shape[2:]), bias)
         if (self.t - 1) % self.save_freq == 0:
             self.bank.add(prev[0], prev[1], self.t - 1)
         return torch.softmax(logits.float(), dim=1)

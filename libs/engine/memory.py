@@ -56,3 +56,121 @@ class MemoryBank:
             b[:, s:] = float("-inf")
             bias.append(b)
         return mem_key, mem_value, torch.cat(bias, dim=2)
+
+
+class PreallocatedMemoryBank:
+    """The same memory as `MemoryBank`, kept in buffers written in place instead of concatenated per read.
+
+    The buffers hold slots of h*w positions. Stored frames occupy slots; the previous frame (`extra`)
+    is written to a free slot and read together with them. Slots are read in slot order, not in age
+    order: attention over memory positions does not depend on their order (sums differ by rounding).
+    With `max_frames` the buffers have max_frames + 1 slots and a dropped frame's slot is reused;
+    without, they start with `initial_slots` and double when full.
+    """
+
+    def __init__(self, max_frames: int = 0, initial_slots: int = 8):
+        self.max_frames = max_frames
+        self.initial_slots = max(1, initial_slots)
+        self.key: Optional[torch.Tensor] = None     # [1, K, slots*hw, C_k]
+        self.value: Optional[torch.Tensor] = None   # [1, K, slots*hw, C_v]
+        self.hw = 0
+        self.frame_ids: List[int] = []               # stored frames, oldest first
+        self.slot_of: List[int] = []                 # the slot of each stored frame
+        self.slot_start: List[int] = []              # per slot: first object without memory there (0: unused)
+        self._staged: Optional[Tuple[int, torch.Tensor]] = None   # (slot, key tensor) of the last `extra`
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    @property
+    def capacity(self) -> int:
+        """Slots the buffers hold now."""
+        return len(self.slot_start)
+
+    def _allocate(self, key: torch.Tensor, value: torch.Tensor) -> None:
+        """Buffers shaped after the first memory written: [1, K, slots*hw, C]."""
+        slots = self.max_frames + 1 if self.max_frames else self.initial_slots
+        _, K, self.hw, _ = key.shape
+        self.key = key.new_zeros(1, K, slots * self.hw, key.shape[3])
+        self.value = value.new_zeros(1, K, slots * self.hw, value.shape[3])
+        self.slot_start = [0] * slots
+
+    def _grow(self) -> None:
+        """Double the number of slots, keeping the stored ones."""
+        old = self.capacity * self.hw
+        key = self.key.new_zeros(*self.key.shape[:2], 2 * old, self.key.shape[3])
+        value = self.value.new_zeros(*self.value.shape[:2], 2 * old, self.value.shape[3])
+        key[:, :, :old] = self.key
+        value[:, :, :old] = self.value
+        self.key, self.value = key, value
+        self.slot_start += [0] * len(self.slot_start)
+
+    def _free_slot(self) -> int:
+        """The lowest slot no stored frame uses, growing the buffers if there is none."""
+        used = set(self.slot_of)
+        for slot in range(self.capacity):
+            if slot not in used:
+                return slot
+        self._grow()
+        return self._free_slot()
+
+    def _write(self, slot: int, key: torch.Tensor, value: torch.Tensor) -> None:
+        """Copy one frame's memory [1, K, hw, C] into `slot`."""
+        where = slice(slot * self.hw, (slot + 1) * self.hw)
+        self.key[:, :key.shape[1], where] = key
+        self.value[:, :value.shape[1], where] = value
+        self.slot_start[slot] = key.shape[1]
+
+    def add(self, key: torch.Tensor, value: torch.Tensor, frame_id: int) -> None:
+        """Store one frame's memory; drops the oldest frame after the first when over the bound.
+
+        When `key` is the tensor last read as `extra`, its slot is kept without copying.
+        """
+        if self.key is None:
+            self._allocate(key, value)
+        if self.max_frames and len(self.frame_ids) >= self.max_frames:
+            drop = 1 if self.max_frames > 1 else 0
+            self.slot_start[self.slot_of[drop]] = 0
+            del self.frame_ids[drop], self.slot_of[drop]
+        if self._staged is not None and self._staged[1] is key:
+            slot = self._staged[0]
+        else:
+            slot = self._free_slot()
+            self._write(slot, key, value)
+        self._staged = None
+        self.frame_ids.append(frame_id)
+        self.slot_of.append(slot)
+
+    def grow_objects(self, num_objects: int) -> None:
+        """Widen the buffers for objects that appeared later (masked out where they have no memory)."""
+        if self.key is None or num_objects <= self.key.shape[1]:
+            return
+        extra = num_objects - self.key.shape[1]
+        self.key = torch.cat([self.key, self.key.new_zeros(1, extra, *self.key.shape[2:])], dim=1)
+        self.value = torch.cat([self.value, self.value.new_zeros(1, extra, *self.value.shape[2:])], dim=1)
+
+    def read_inputs(self, extra: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+                    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """Stored frames (+ `extra`, the previous frame) as mem_key [1, K, N, C_k], mem_value, bias.
+
+        mem_key and mem_value are views of the buffers. bias [1, K, N] is -inf where an object has
+        no memory (it appeared after that frame; or the slot is unused), else None.
+        """
+        if extra is not None:
+            if self.key is None:
+                self._allocate(*extra)
+            slot = self._free_slot()
+            self._write(slot, *extra)
+            self._staged = (slot, extra[0])
+        used = set(self.slot_of) | ({self._staged[0]} if extra is not None else set())
+        slots = max(used) + 1
+        num_objects = self.key.shape[1]
+        n = slots * self.hw
+        mem_key, mem_value = self.key[:, :, :n], self.value[:, :, :n]
+        starts = [self.slot_start[s] if s in used else 0 for s in range(slots)]
+        if all(s >= num_objects for s in starts):
+            return mem_key, mem_value, None
+        bias = mem_key.new_zeros(1, num_objects, n)
+        for slot, start in enumerate(starts):
+            bias[:, start:, slot * self.hw:(slot + 1) * self.hw] = float("-inf")
+        return mem_key, mem_value, bias

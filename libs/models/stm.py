@@ -130,13 +130,21 @@ class STM(nn.Module):
 
     @staticmethod
     def read_memory(mem_key: torch.Tensor, mem_value: torch.Tensor, query_key: torch.Tensor,
-                    mem_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+                    mem_bias: Optional[torch.Tensor] = None, sdpa: bool = False) -> torch.Tensor:
         """Attention of every query position over all memory positions.
 
         mem_key [B, K, N, C_k], mem_value [B, K, N, C_v], query_key [B, C_k, h, w],
         mem_bias [B, K, N] (0 or -inf, masks memory an object may not use) -> readout [B, K, C_v, h, w].
+        sdpa: the same softmax(QK^T/sqrt(C_k))V by scaled_dot_product_attention (objects as heads,
+        query positions as queries), which need not hold the [N, hw] affinity in memory.
         """
         B, C, h, w = query_key.shape
+        if sdpa:
+            K = mem_key.shape[1]
+            q = query_key.flatten(2).transpose(1, 2).unsqueeze(1).expand(-1, K, -1, -1)  # [B, K, hw, C_k]
+            allowed = None if mem_bias is None else (mem_bias == 0).unsqueeze(2)         # [B, K, 1, N]
+            out = F.scaled_dot_product_attention(q, mem_key, mem_value, attn_mask=allowed)  # [B, K, hw, C_v]
+            return out.transpose(2, 3).reshape(B, K, -1, h, w)
         q = query_key.reshape(B, 1, C, h * w)                               # [B, 1, C_k, hw]
         affinity = torch.matmul(mem_key, q) / math.sqrt(C)                  # [B, K, N, hw]
         if mem_bias is not None:

@@ -1,0 +1,359 @@
+"""Inference engine and training step speed: the straightforward fp32 engine next to the fast path.
+
+    .venv/bin/python benchmarks/engine_speed.py --tiny                 # small CPU setting, well under a minute
+    python benchmarks/engine_speed.py                                  # on a GPU: the issue's table rows
+    python benchmarks/engine_speed.py --arch resnet50 --size 480 854 --loop 10 --frames 60
+    python benchmarks/engine_speed.py --long 3000 --max_memory_frames 20 --every 250
+
+Random weights (STM(...)) and synthetic frames (libs.dataset.synthetic); nothing is downloaded.
+For each setting it prints the frames per second of each engine path (plain: the straightforward fp32
+engine; fast: preallocated memory, SDPA read, frozen-parameter correction; fast-bf16: the same under
+bf16 autocast, CUDA only), the share of output pixels whose label agrees with the plain path, the peak
+GPU memory, and the cyclic training step (Adam) in seconds per iteration and clips per second. On CUDA
+the original STM-Cycle's figures stand beside ours.
+"""
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from libs.dataset.synthetic import generate_video  # noqa: E402
+from libs.engine.cyclic import CyclicConfig, cyclic_loss  # noqa: E402
+from libs.engine.inference import InferenceEngine  # noqa: E402
+from libs.engine.memory import MemoryBank, PreallocatedMemoryBank  # noqa: E402
+from libs.engine.preprocess import Letterbox  # noqa: E402
+from libs.errors import VOSError  # noqa: E402
+from libs.models.checkpoint import load_weights  # noqa: E402
+from libs.models.stm import STM  # noqa: E402
+
+# The original's figures on an H100 (from the issue): FPS per (arch, input size, loop) ...
+ORIGINAL_FPS = {("resnet18", (240, 427), 10): 27.3, ("resnet50", (480, 854), 10): 8.95,
+                ("resnet18", (240, 427), 0): 94.0, ("resnet50", (240, 427), 0): 64.0,
+                ("resnet18", (480, 854), 0): 29.0, ("resnet50", (480, 854), 0): 21.0}
+# ... and seconds per training iteration (3 frames, batch 1, 240x427, Adam) per arch.
+ORIGINAL_TRAIN = {"resnet18": 0.104, "resnet50": 0.159}
+TRAIN_SIZE = (240, 427)
+PATHS = {"plain": dict(fast=False, amp=False), "fast": dict(fast=True, amp=False),
+         "fast-bf16": dict(fast=True, amp=True)}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One engine measurement: model, input size, correction iterations."""
+
+    arch: str
+    size: Tuple[int, int]
+    loop: int
+
+    def label(self) -> str:
+        """'resnet18 240x427 loop 10'."""
+        return f"{self.arch} {self.size[0]}x{self.size[1]} loop {self.loop}"
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tiny", action="store_true", help="small CPU preset (overrides dims, frames, save_freq, "
+                   "training batch): resnet18 keydim 16 valdim 32, 64x112, 6 frames, loop 1, save_freq 2, 1 thread")
+    p.add_argument("--arch", default=None, help="one setting instead of the table (with --size and --loop)")
+    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    p.add_argument("--loop", type=int, default=None, help="correction iterations")
+    p.add_argument("--keydim", type=int, default=128)
+    p.add_argument("--valdim", type=int, default=512)
+    p.add_argument("--objects", type=int, default=2, help="objects in the synthetic video")
+    p.add_argument("--frames", type=int, default=40, help="frames of the timed video")
+    p.add_argument("--save_freq", type=int, default=5)
+    p.add_argument("--rate", type=float, default=150.0, help="correction_rate")
+    p.add_argument("--max_memory_frames", type=int, default=None, help="0: unbounded (default; 20 with --long)")
+    p.add_argument("--paths", default=None, help="comma-separated engine paths (default: plain,fast and on "
+                   "CUDA fast-bf16)")
+    p.add_argument("--train_batch", type=int, default=8, help="the larger training batch (besides 1)")
+    p.add_argument("--train_iters", type=int, default=10, help="timed training iterations (0: no training rows)")
+    p.add_argument("--long", type=int, default=0, metavar="N", help="run one N-frame video and print the memory curve")
+    p.add_argument("--read", default="", metavar="M1,M2", help="time the memory read alone (bank + attention) "
+                   "with these numbers of memory frames, random keys")
+    p.add_argument("--every", type=int, default=100, help="--long: print a line every this many frames")
+    p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default; --tiny: 1)")
+    p.add_argument("--cudnn_benchmark", action="store_true", help="torch.backends.cudnn.benchmark for every path")
+    p.add_argument("--weights", default="", help="a checkpoint to load instead of random weights")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.tiny:
+        args.arch, args.size = args.arch or "resnet18", args.size or [64, 112]
+        args.loop = 1 if args.loop is None else args.loop
+        args.keydim, args.valdim, args.frames, args.save_freq = 16, 32, 6, 2
+        args.train_batch, args.train_iters, args.threads = 2, min(args.train_iters, 2), args.threads or 1
+        args.device = args.device or "cpu"
+    return args
+
+
+def settings(args: argparse.Namespace) -> List[Setting]:
+    """The issue's table rows, or the one setting named on the command line."""
+    if args.arch is None and args.size is None and args.loop is None:
+        return [Setting(a, s, loop) for (a, s, loop) in ORIGINAL_FPS]
+    return [Setting(args.arch or "resnet50", tuple(args.size or (480, 854)), args.loop or 0)]
+
+
+def make_video(size: Tuple[int, int], num_frames: int, objects: int, seed: int,
+               device: torch.device) -> Tuple[List[torch.Tensor], torch.Tensor, List[np.ndarray]]:
+    """Synthetic video: T frames [1, 3, H, W] normalised, first mask [1, K+1, H, W], labels T x [H, W].
+
+    Videos longer than 60 frames replay the first 60 back and forth (only those are on the device).
+    """
+    made = min(num_frames, 60)
+    rgb, labels = generate_video(seed, made, size, objects)
+    order = [i % (2 * made - 2) if made > 1 else 0 for i in range(num_frames)]
+    order = [i if i < made else 2 * made - 2 - i for i in order]
+    box = Letterbox(size, size)
+    distinct = [box.frame(x).to(device) for x in rgb]                                # made x [1, 3, H, W]
+    first = box.mask(labels[0], objects).to(device)                                  # [1, K+1, H, W]
+    return [distinct[i] for i in order], first, [labels[i] for i in order]
+
+
+def build_model(arch: str, keydim: int, valdim: int, weights: str, device: torch.device) -> STM:
+    """A randomly initialised (or loaded) STM in eval mode."""
+    model = STM(arch, keydim=keydim, valdim=valdim)
+    if weights:
+        load_weights(model, weights)
+    return model.to(device).eval()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_reset(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_mib(device: torch.device) -> Optional[float]:
+    return torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+
+
+def run_engine(engine: InferenceEngine, frames: List[torch.Tensor], first: torch.Tensor) -> torch.Tensor:
+    """Step through the video; labels of the segmented frames [T-1, H, W] uint8 (kept on the device)."""
+    engine.reset()
+    engine.step(frames[0], first)
+    return torch.stack([engine.step(frame).argmax(1)[0].to(torch.uint8) for frame in frames[1:]])
+
+
+def time_engine(engine: InferenceEngine, frames: List[torch.Tensor], first: torch.Tensor,
+                device: torch.device) -> Tuple[float, torch.Tensor, Optional[float]]:
+    """(segmented frames per second, labels [T-1, H, W], peak MiB) after a short warm-up video."""
+    run_engine(engine, frames[:3], first)
+    _peak_reset(device)
+    start = time.perf_counter()
+    labels = run_engine(engine, frames, first)
+    _sync(device)
+    return (len(frames) - 1) / (time.perf_counter() - start), labels, _peak_mib(device)
+
+
+def engine_rows(args: argparse.Namespace, setting: Setting, paths: List[str], device: torch.device) -> List[Dict]:
+    """Time every path on one setting; agreement is measured against the plain path's labels."""
+    torch.manual_seed(args.seed)
+    model = build_model(setting.arch, args.keydim, args.valdim, args.weights, device)
+    frames, first, _ = make_video(setting.size, args.frames, args.objects, args.seed, device)
+    rows, reference = [], None
+    for path in paths:
+        engine = InferenceEngine(model, save_freq=args.save_freq, loop=setting.loop, correction_rate=args.rate,
+                                 max_memory_frames=args.max_memory_frames or 0, **PATHS[path])
+        fps, labels, peak = time_engine(engine, frames, first, device)
+        reference = labels if reference is None else reference
+        agree = (labels == reference).float().mean().item() * 100
+        rows.append(dict(setting=setting, path=path, fps=fps, agree=agree, peak=peak))
+    return rows
+
+
+def train_clips(size: Tuple[int, int], batch: int, objects: int, seed: int,
+                device: torch.device) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`batch` clips of 3 consecutive synthetic frames: frames [B, 3, 3, H, W], masks [B, 3, K+1, H, W], K [B]."""
+    frames, _, labels = make_video(size, batch + 2, objects, seed, device)
+    box = Letterbox(size, size)
+    masks = torch.stack([box.mask(lab, objects)[0] for lab in labels]).to(device)    # [T, K+1, H, W]
+    clip_frames = torch.stack([torch.cat(frames[b:b + 3]) for b in range(batch)])    # [B, 3, 3, H, W]
+    clip_masks = torch.stack([masks[b:b + 3] for b in range(batch)])                 # [B, 3, K+1, H, W]
+    return clip_frames, clip_masks, torch.full((batch,), objects, dtype=torch.long, device=device)
+
+
+def time_training(args: argparse.Namespace, arch: str, size: Tuple[int, int], batch: int, amp: bool,
+                  device: torch.device) -> Dict:
+    """Seconds per cyclic training iteration (forward, backward, Adam step) after one warm-up iteration."""
+    torch.manual_seed(args.seed)
+    model = build_model(arch, args.keydim, args.valdim, args.weights, device)   # eval: frozen batch norm
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
+    frames, masks, num = train_clips(size, batch, args.objects, args.seed, device)
+    cfg = CyclicConfig()
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            loss = cyclic_loss(model, frames, masks, num, cfg)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()
+    _peak_reset(device)
+    start = time.perf_counter()
+    for _ in range(args.train_iters):
+        step()
+    _sync(device)
+    seconds = (time.perf_counter() - start) / args.train_iters
+    return dict(arch=arch, size=size, batch=batch, precision="bf16" if amp else "fp32", seconds=seconds,
+                clips=batch / seconds, peak=_peak_mib(device))
+
+
+def _fmt(value: Optional[float], spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_engine_table(rows: List[Dict], on_cuda: bool) -> None:
+    """Markdown table: per setting and path, FPS, ratio to plain, the original's FPS and ratio, agreement, peak."""
+    print("| setting | path | FPS | vs plain | original FPS | vs original | agree % | peak MiB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    plain: Dict[Setting, float] = {}
+    for r in rows:
+        s = r["setting"]
+        plain.setdefault(s, r["fps"])
+        original = ORIGINAL_FPS.get((s.arch, tuple(s.size), s.loop)) if on_cuda else None
+        ratio = None if original is None else r["fps"] / original
+        print(f"| {s.label()} | {r['path']} | {r['fps']:.2f} | {r['fps'] / plain[s]:.2f}x | {_fmt(original, '.2f')} "
+              f"| {_fmt(ratio, '.2f')}{'x' if ratio else ''} | {r['agree']:.2f} | {_fmt(r['peak'], '.0f')} |")
+
+
+def print_train_table(rows: List[Dict], on_cuda: bool) -> None:
+    """Markdown table: s/iteration and clips/s per batch and precision, beside the original's batch-1 figure."""
+    print("| training | batch | precision | s/it | clips/s | vs fp32 batch 1 | original clips/s | vs original "
+          "| peak MiB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    base: Dict[str, float] = {}
+    for r in rows:
+        key = f"{r['arch']} {r['size'][0]}x{r['size'][1]} 3 frames"
+        base.setdefault(key, r["clips"])
+        sec = ORIGINAL_TRAIN.get(r["arch"]) if on_cuda and tuple(r["size"]) == TRAIN_SIZE else None
+        original = None if sec is None else 1.0 / sec
+        ratio = None if original is None else r["clips"] / original
+        print(f"| {key} | {r['batch']} | {r['precision']} | {r['seconds']:.3f} | {r['clips']:.2f} "
+              f"| {r['clips'] / base[key]:.2f}x | {_fmt(original, '.2f')} | {_fmt(ratio, '.2f')}{'x' if ratio else ''} "
+              f"| {_fmt(r['peak'], '.0f')} |")
+
+
+def _memory_now(device: torch.device) -> str:
+    """Allocated and peak GPU memory, or the process's resident memory on a CPU."""
+    if device.type == "cuda":
+        return (f"allocated {torch.cuda.memory_allocated(device) / 2 ** 20:.0f} MiB | "
+                f"peak {torch.cuda.max_memory_allocated(device) / 2 ** 20:.0f} MiB")
+    with open("/proc/self/statm") as f:
+        resident = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return f"resident {resident / 2 ** 20:.0f} MiB"
+
+
+def run_long(args: argparse.Namespace, setting: Setting, paths: List[str], device: torch.device) -> None:
+    """One --long N-frame video per path with bounded memory; a line every --every frames (the memory curve)."""
+    torch.manual_seed(args.seed)
+    model = build_model(setting.arch, args.keydim, args.valdim, args.weights, device)
+    frames, first, _ = make_video(setting.size, args.long, args.objects, args.seed, device)   # 60 on the device
+    bound = 20 if args.max_memory_frames is None else args.max_memory_frames
+    for path in paths:
+        engine = InferenceEngine(model, save_freq=args.save_freq, loop=setting.loop, correction_rate=args.rate,
+                                 max_memory_frames=bound, **PATHS[path])
+        _peak_reset(device)
+        engine.step(frames[0], first)
+        tic, last = time.perf_counter(), 0
+        for t in range(1, args.long):
+            engine.step(frames[t])
+            if t % args.every == 0 or t == args.long - 1:
+                _sync(device)
+                now = time.perf_counter()
+                print(f"long | {setting.label()} | {path} | frame {t} | {(t - last) / (now - tic):.2f} FPS "
+                      f"| memory frames {len(engine.bank)}/{bound or 'all'} | {_memory_now(device)}", flush=True)
+                tic, last = now, t
+
+
+def time_memory_read(args: argparse.Namespace, setting: Setting, device: torch.device) -> None:
+    """The memory read alone per path: assembling the bank's inputs, then the attention (random keys)."""
+    h, w = -(-setting.size[0] // 16), -(-setting.size[1] // 16)
+    K, hw = args.objects, h * w
+    print("| memory frames | N | path | bank read ms | attention ms | peak MiB |\n| --- | --- | --- | --- | --- | --- |")
+    for frames in [int(m) for m in args.read.split(",")]:
+        memory = [(torch.randn(1, K, hw, args.keydim, device=device) * 0.1,
+                   torch.randn(1, K, hw, args.valdim, device=device)) for _ in range(frames)]
+        query = torch.randn(1, args.keydim, h, w, device=device)
+        for path, bank in (("plain", MemoryBank()), ("fast", PreallocatedMemoryBank())):
+            for i, (key, value) in enumerate(memory[:-1]):
+                bank.add(key, value, i)
+            for _ in range(3):          # the last of three repetitions counts
+                _peak_reset(device)
+                start = time.perf_counter()
+                mem_key, mem_value, bias = bank.read_inputs(memory[-1])
+                _sync(device)
+                mid = time.perf_counter()
+                STM.read_memory(mem_key, mem_value, query, bias, sdpa=path == "fast")
+                _sync(device)
+                end = time.perf_counter()
+            print(f"| {frames} | {frames * hw} | {path} | {1e3 * (mid - start):.2f} | {1e3 * (end - mid):.2f} "
+                  f"| {_fmt(_peak_mib(device), '.0f')} |", flush=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the benchmark; returns the exit status."""
+    args = parse_args(argv)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    on_cuda = device.type == "cuda"
+    paths = args.paths.split(",") if args.paths else ["plain", "fast"] + (["fast-bf16"] if on_cuda else [])
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown:
+        raise VOSError(f"--paths: unknown path(s) {', '.join(unknown)}; known: {', '.join(PATHS)}")
+    print(f"device {device} ({torch.cuda.get_device_name(device) if on_cuda else f'{torch.get_num_threads()} threads'})"
+          f", torch {torch.__version__}, keydim {args.keydim}, valdim {args.valdim}, {args.objects} objects, "
+          f"save_freq {args.save_freq}, {'loaded weights' if args.weights else 'random weights'}, "
+          f"cudnn.benchmark {args.cudnn_benchmark}", flush=True)
+    if args.long or args.read:
+        for setting in settings(args):
+            if args.read:
+                print(f"memory read, {setting.size[0]}x{setting.size[1]} (h*w = positions per frame)")
+                time_memory_read(args, setting, device)
+            if args.long:
+                run_long(args, setting, paths, device)
+        return 0
+    rows = []
+    for setting in settings(args):
+        rows += engine_rows(args, setting, paths, device)
+    print(f"\nengine: {args.frames} frames (FPS over the {args.frames - 1} segmented ones), agreement = share of "
+          f"pixels labelled as by the {paths[0]} path")
+    print_engine_table(rows, on_cuda)
+    if on_cuda:
+        print("targets (the issue): 10x the original's FPS with correction, 5x without; 4x its training clips/s; "
+              "peak memory no higher; fast-bf16 J&F within 0.3 of fp32")
+    if args.train_iters:
+        archs = sorted({s.arch for s in settings(args)})
+        size = tuple(args.size) if args.size else TRAIN_SIZE
+        precisions = (False, True) if on_cuda else (False,)
+        train = [time_training(args, arch, size, batch, amp, device)
+                 for arch in archs for batch in (1, args.train_batch) for amp in precisions]
+        print(f"\ntraining: cyclic_loss + Adam, {args.train_iters} timed iterations after one warm-up")
+        print_train_table(train, on_cuda)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except VOSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,187 @@
+"""The engine's fast path: written masks equal the straightforward path's; its memory bank, read and correction."""
+import pytest
+import torch
+
+from libs.engine.correction import correct_prediction, frozen_parameters
+from libs.engine.inference import InferenceEngine
+from libs.engine.memory import MemoryBank, PreallocatedMemoryBank
+from libs.models.stm import STM
+
+H, W = 32, 64
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a 2-core machine shared with other jobs, 2 threads ran these ~100x slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """Random weights as initialised: probabilities stay away from 0 and 1, so differences show."""
+    torch.manual_seed(0)
+    return STM("resnet18", keydim=16, valdim=32).eval()
+
+
+def _clip(num_frames=6):
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randn(num_frames, 3, H, W, generator=g)
+    mask = torch.zeros(1, 3, H, W)
+    mask[0, 1, 4:16, 4:20] = 1
+    mask[0, 2, 18:30, 30:60] = 1
+    mask[0, 0] = 1 - mask[0, 1:].sum(0)
+    return frames, mask
+
+
+def _run(engine, frames, given):
+    """given: frame index -> one-hot mask; returns the written probabilities of every frame."""
+    return [engine.step(frames[t:t + 1], given.get(t)) for t in range(frames.shape[0])]
+
+
+def _assert_same(plain, fast):
+    for a, b in zip(plain, fast):
+        assert a.shape == b.shape
+        assert torch.allclose(a, b, atol=1e-4)
+        assert (a.argmax(1) == b.argmax(1)).float().mean() >= 0.999
+
+
+@pytest.mark.parametrize("loop,max_memory_frames", [(0, 0), (2, 0), (0, 2), (2, 2)])
+def test_fast_path_writes_the_same_masks(model, loop, max_memory_frames):
+    frames, mask = _clip()
+    save_freq = 1 if max_memory_frames else 2          # bounded: enough stored frames to drop some
+    kwargs = dict(save_freq=save_freq, loop=loop, correction_rate=50.0, max_memory_frames=max_memory_frames)
+    plain_engine, fast_engine = InferenceEngine(model, **kwargs), InferenceEngine(model, fast=True, **kwargs)
+    plain, fast = _run(plain_engine, frames, {0: mask}), _run(fast_engine, frames, {0: mask})
+    later = torch.cat(plain[1:])
+    assert ((later > 0.01) & (later < 0.99)).float().mean() > 0.5       # not saturated: the test can see errors
+    _assert_same(plain, fast)
+    assert fast_engine.bank.frame_ids == plain_engine.bank.frame_ids
+    assert len(fast_engine.bank) == (max_memory_frames or 3)
+
+
+def test_fast_path_with_an_object_appearing_later(model):
+    frames, mask = _clip()
+    one = torch.zeros(1, 2, H, W)
+    one[0, 1] = mask[0, 1]
+    one[0, 0] = 1 - one[0, 1]
+    late = torch.zeros(1, 3, H, W)
+    late[0, 2, 20:30, 40:56] = 1
+    late[0, 0] = 1 - late[0, 2]
+    given = {0: one, 2: late}
+    fast_engine = InferenceEngine(model, save_freq=1, loop=1, correction_rate=50.0, fast=True)
+    plain = _run(InferenceEngine(model, save_freq=1, loop=1, correction_rate=50.0), frames, given)
+    fast = _run(fast_engine, frames, given)
+    assert [o.shape[1] for o in fast] == [2, 2, 3, 3, 3, 3]
+    _assert_same(plain, fast)
+    _, _, bias = fast_engine.bank.read_inputs()
+    assert bias is not None and torch.isinf(bias[0, 1]).any() and not torch.isinf(bias[0, 0]).any()
+
+
+def _memory(frame_id, objects, hw=3):
+    """Key [1, K, hw, 2] filled with frame_id + 1, value [1, K, hw, 4] with -(frame_id + 1)."""
+    return torch.full((1, objects, hw, 2), frame_id + 1.0), torch.full((1, objects, hw, 4), -(frame_id + 1.0))
+
+
+def _contents(mem_key, mem_value, bias, hw=3):
+    """Sorted (frame id, objects with memory) of every readable slot; checks values match keys."""
+    found = []
+    for s in range(mem_key.shape[2] // hw):
+        where = slice(s * hw, (s + 1) * hw)
+        usable = bias is None or not torch.isinf(bias[0, 0, where]).all()
+        if not usable:
+            continue
+        objects = mem_key.shape[1] if bias is None else int((bias[0, :, s * hw] == 0).sum())
+        frame = mem_key[0, 0, s * hw, 0].item() - 1
+        assert torch.equal(mem_value[0, :objects, where], -mem_key[0, :objects, where, :1].expand(-1, -1, 4))
+        found.append((frame, objects))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("max_frames", [0, 1, 3])
+def test_preallocated_bank_reads_what_the_list_bank_reads(max_frames):
+    plain, fast = MemoryBank(max_frames), PreallocatedMemoryBank(max_frames, initial_slots=2)
+    for t in range(9):
+        objects = 1 if t < 4 else 2                    # a second object appears at frame 4
+        plain.grow_objects(objects)
+        fast.grow_objects(objects)
+        extra = _memory(t, objects)
+        assert _contents(*fast.read_inputs(extra)) == _contents(*plain.read_inputs(extra))
+        if t % 2 == 0:
+            plain.add(*extra, t)
+            fast.add(*extra, t)
+        assert fast.frame_ids == plain.frame_ids
+    assert fast.capacity == (max_frames + 1 if max_frames else 8)     # unbounded: 2 slots doubled twice
+    assert _contents(*fast.read_inputs()) == _contents(*plain.read_inputs())
+
+
+def test_preallocated_bank_adds_the_frame_just_read_without_copying():
+    bank = PreallocatedMemoryBank(2)
+    for t in range(4):
+        extra = _memory(t, 1)
+        bank.read_inputs(extra)
+        staged = bank._staged[0]
+        bank.key[:, :, staged * 3] = 100.0            # marks the staged slot: a copy would overwrite it
+        bank.add(*extra, t)
+        assert bank.slot_of[-1] == staged and bank.key[0, 0, staged * 3, 0] == 100.0
+
+
+def test_sdpa_read_equals_the_matmul_read():
+    g = torch.Generator().manual_seed(0)
+    mem_key, mem_value = torch.randn(2, 3, 40, 16, generator=g), torch.randn(2, 3, 40, 32, generator=g)
+    query = torch.randn(2, 16, 4, 5, generator=g)
+    bias = torch.zeros(2, 3, 40)
+    bias[:, 2, :10] = float("-inf")
+    for b in (None, bias):
+        plain = STM.read_memory(mem_key, mem_value, query, b)
+        fast = STM.read_memory(mem_key, mem_value, query, b, sdpa=True)
+        assert fast.shape == plain.shape == (2, 3, 32, 4, 5)
+        assert torch.allclose(fast, plain, atol=1e-5)
+    unmasked = STM.read_memory(mem_key, mem_value, query, None, sdpa=True)
+    assert not torch.allclose(fast[:, 2], unmasked[:, 2]) and torch.allclose(fast[:, :2], unmasked[:, :2])
+
+
+def test_frozen_parameters_restores_the_flags():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    net[1].bias.requires_grad_(False)
+    before = [p.requires_grad for p in net.parameters()]
+    with pytest.raises(RuntimeError):
+        with frozen_parameters(net):
+            assert not any(p.requires_grad for p in net.parameters())
+            raise RuntimeError("inside")
+    assert [p.requires_grad for p in net.parameters()] == before == [True, True, True, False]
+
+
+def test_fast_correction_equals_plain_and_leaves_parameters_alone(model):
+    frames, mask = _clip(3)
+    with torch.no_grad():
+        ref_query = model.encode_query(frames[0:1])
+    probs = torch.softmax(torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(1)), dim=1)
+    args = (model, frames[2:3], probs, ref_query, mask, 2, 2, 50.0, (H, W))
+    plain, fast = correct_prediction(*args), correct_prediction(*args, fast=True)
+    assert (plain - probs).abs().max() > 0.01                        # the correction moved the prediction
+    assert torch.allclose(plain, fast, atol=1e-4)
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+
+
+@pytest.mark.gpu
+def test_fast_path_on_cuda_fp32_and_bf16(model):
+    device = torch.device("cuda")
+    net = STM("resnet18", keydim=16, valdim=32).to(device).eval()
+    net.load_state_dict(model.state_dict())
+    frames, mask = _clip(8)
+    frames, mask = frames.to(device), mask.to(device)
+
+    def labels(loop, **kwargs):
+        engine = InferenceEngine(net, save_freq=2, loop=loop, correction_rate=50.0, **kwargs)
+        return torch.cat(_run(engine, frames, {0: mask}))
+
+    plain, fast = labels(2), labels(2, fast=True)
+    assert torch.allclose(plain, fast, atol=1e-3)
+    assert (plain.argmax(1) == fast.argmax(1)).float().mean() >= 0.995
+    bf16 = labels(0, fast=True, amp=True)
+    assert bf16.dtype == torch.float32
+    assert (labels(0).argmax(1) == bf16.argmax(1)).float().mean() >= 0.95
+    assert torch.allclose(bf16.sum(1), torch.ones_like(bf16[:, 0]), atol=1e-3)
