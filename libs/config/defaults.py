@@ -53,6 +53,8 @@ _C.epoch_per_test = 1              # validate every this many epochs
 _C.correction_rate = 150.0         # step size of the test-time gradient correction
 _C.correction_momentum = 0.9       # unused (accepted so original config files load)
 _C.loop = 10                       # correction iterations every save_freq frames (0 = off)
+_C.fast_inference = False          # preallocated memory bank, SDPA memory read, frozen parameters in
+                                   # the correction (same masks; see benchmarks/README.md)
 
 # ----------------------------------------------------------------- paths and devices
 _C.checkpoint = "ckpt"             # folder of training checkpoints
