@@ -13,6 +13,7 @@ from libs.dataset.dali import build_dali_loader_factory, require_dali
 from libs.dataset.training import collate_clips
 from libs.engine.cyclic import CyclicConfig, CyclicObjective
 from libs.engine.trainer import Trainer, TrainSettings, latest_checkpoint
+from libs.io.paths import atomic_path
 from libs.models import build_model
 from libs.utils.cli import parse_cfg, run_main
 from libs.utils.device import resolve_device
@@ -45,7 +46,7 @@ def main() -> None:
     if dist.is_main:
         check_writable(cfg.checkpoint)
         setup_logging(os.path.join(cfg.checkpoint, "train.log"))
-        with open(os.path.join(cfg.checkpoint, "config.yaml"), "w") as f:
+        with atomic_path(os.path.join(cfg.checkpoint, "config.yaml")) as tmp, open(tmp, "w") as f:
             f.write(cfg.dump())
     torch.manual_seed(cfg.seed)
     dataset = build_train_dataset(cfg)
