@@ -47,6 +47,7 @@ _C.amp = False                     # bf16 autocast on GPU
 _C.freeze_bn = True                # keep batch-norm statistics fixed while training (the original);
                                    # False learns them (useful from random init, e.g. the quickstart)
 _C.seed = 0                        # seed of every random generator
+_C.fast_training = False           # training step reads the memory with scaled_dot_product_attention
 
 # ----------------------------------------------------------------- testing
 _C.epoch_per_test = 1              # validate every this many epochs

@@ -1,19 +1,12 @@
 """STM-Cycle's test-time gradient correction of a prediction through the cycle back to the reference."""
 import contextlib
 import functools
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Tuple
 
 import torch
 
 from libs.engine.losses import correction_loss
-from libs.models.stm import STM, QueryFeatures, soft_aggregate
-
-
-def segment_sdpa(model: STM, query: QueryFeatures, mem_key: torch.Tensor, mem_value: torch.Tensor,
-                 out_size: Tuple[int, int], mem_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """`STM.segment` with the memory read by scaled_dot_product_attention: merged logits [B, K+1, H, W]."""
-    readout = model.read_memory(mem_key, mem_value, query.key, mem_bias, sdpa=True)  # [B, K, C_v, h, w]
-    return soft_aggregate(model.decode(readout, query, out_size))
+from libs.models.stm import STM, QueryFeatures
 
 
 @contextlib.contextmanager
@@ -58,10 +51,7 @@ def _correct(model, frame, probs, ref_query, ref_mask, num_objects, loop, rate, 
             pred = out.clone().requires_grad_(True)
             with autocast():
                 key, value = model.encode_memory(frame, pred[:, 1:num_objects + 1])
-                if sdpa:
-                    logits = segment_sdpa(model, ref_query, key, value, out_size)
-                else:
-                    logits = model.segment(ref_query, key, value, out_size)
+                logits = model.segment(ref_query, key, value, out_size, sdpa=sdpa)
             back = torch.softmax(logits.float() if sdpa else logits, dim=1)    # [1, K+1, H, W]
             loss = correction_loss(back, ref_mask, num_objects)
             grad, = torch.autograd.grad(loss, pred)

@@ -17,6 +17,7 @@ class CyclicConfig:
     mode: str = "recurrent"        # 'mask': ground truth; 'recurrent': own prediction; 'threshold'
     iou_threshold: float = 0.65    # 'threshold': own prediction when its IoU with the truth exceeds this
     loss: str = "both"             # 'ce', 'iou' or 'both'
+    sdpa: bool = False             # memory read by scaled_dot_product_attention (same values)
 
 
 def clip_loss(probs: torch.Tensor, target: torch.Tensor, num_objects: torch.Tensor,
@@ -59,7 +60,8 @@ def cyclic_loss(model: STM, frames: torch.Tensor, masks: torch.Tensor, num_objec
         keys.append(k)
         values.append(v)
         queries.append(model.encode_query(frames[:, t]))
-        logits = model.segment(queries[t], torch.cat(keys, 2), torch.cat(values, 2), (H, W), present=present)
+        logits = model.segment(queries[t], torch.cat(keys, 2), torch.cat(values, 2), (H, W), present=present,
+                               sdpa=cfg.sdpa)
         out = torch.softmax(logits, dim=1)                                      # [B, K+1, H, W]
         preds.append(out)
         forward.append(clip_loss(out, masks[:, t], num_objects, first_has & present, cfg.loss))
@@ -92,7 +94,8 @@ def _cycle(model, frames, masks, num_objects, present, first_query, keys, values
     for t in range(T - 1, 0, -1):
         has = masks[:, t, 1:].flatten(2).sum(-1) > 0                              # [B, K]
         complete = ((has | ~present).all(1)).to(frames.dtype)                     # [B]
-        logits = model.segment(first_query, own_keys[t - 1], own_values[t - 1], (H, W), present=present)
+        logits = model.segment(first_query, own_keys[t - 1], own_values[t - 1], (H, W), present=present,
+                               sdpa=cfg.sdpa)
         back = torch.softmax(logits, dim=1)
         total = total + complete * clip_loss(back, masks[:, 0], num_objects, has & present, cfg.loss)
     return total

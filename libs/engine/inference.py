@@ -4,7 +4,7 @@ from typing import Dict, Iterable, Iterator, Optional, Tuple
 import numpy as np
 import torch
 
-from libs.engine.correction import correct_prediction, segment_sdpa
+from libs.engine.correction import correct_prediction
 from libs.engine.memory import MemoryBank, PreallocatedMemoryBank
 from libs.models.stm import STM, QueryFeatures
 
@@ -110,10 +110,7 @@ class InferenceEngine:
         prev = self.model.encode_memory(self.prev_frame, self.prev_mask[:, 1:K + 1])   # [1, K, hw, C]
         mem_key, mem_value, bias = self.bank.read_inputs(extra=prev)
         query = self.model.encode_query(frame)
-        if self.fast:
-            logits = segment_sdpa(self.model, query, mem_key, mem_value, tuple(frame.shape[2:]), bias)
-        else:
-            logits = self.model.segment(query, mem_key, mem_value, tuple(frame.shape[2:]), bias)
+        logits = self.model.segment(query, mem_key, mem_value, tuple(frame.shape[2:]), bias, sdpa=self.fast)
         if (self.t - 1) % self.save_freq == 0:
             self.bank.add(prev[0], prev[1], self.t - 1)
         return torch.softmax(logits.float(), dim=1)

@@ -166,12 +166,13 @@ class STM(nn.Module):
 
     def segment(self, query: QueryFeatures, mem_key: torch.Tensor, mem_value: torch.Tensor,
                 out_size: Tuple[int, int], mem_bias: Optional[torch.Tensor] = None,
-                present: Optional[torch.Tensor] = None) -> torch.Tensor:
+                present: Optional[torch.Tensor] = None, sdpa: bool = False) -> torch.Tensor:
         """Read the memory and decode: merged logits [B, K+1, H, W] (softmax -> probabilities).
 
         present [B, K] (bool) marks real objects in a padded batch; others get probability 0.
+        sdpa: read the memory with scaled_dot_product_attention (see `read_memory`).
         """
-        readout = self.read_memory(mem_key, mem_value, query.key, mem_bias)
+        readout = self.read_memory(mem_key, mem_value, query.key, mem_bias, sdpa=sdpa)
         probs = self.decode(readout, query, out_size)                  # [B, K, H, W]
         if present is not None:
             probs = probs * present.to(probs.dtype)[:, :, None, None]

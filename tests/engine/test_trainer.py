@@ -96,6 +96,24 @@ def test_other_memory_modes_run(mode):
     assert torch.isfinite(out["loss"]) and out["pred"].shape == (1, 2, 32, 48)
 
 
+def test_sdpa_memory_read_gives_the_same_loss_and_gradients():
+    torch.manual_seed(0)
+    model = STM("resnet18", keydim=8, valdim=16).eval()
+    frames = torch.randn(2, 3, 3, 32, 48)
+    masks = torch.zeros(2, 3, 3, 32, 48)
+    masks[:, :, 1, 4:16, 4:20] = 1
+    masks[0, :, 2, 18:30, 24:44] = 1
+    masks[:, :, 0] = 1 - masks[:, :, 1:].sum(2)
+    grads = []
+    for sdpa in (False, True):
+        model.zero_grad()
+        loss = cyclic_loss(model, frames, masks, torch.tensor([2, 1]), CyclicConfig(sdpa=sdpa))["loss"]
+        loss.backward()
+        grads.append((loss.item(), model.KV_M_r4.Key.weight.grad.clone()))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
+    assert torch.allclose(grads[0][1], grads[1][1], rtol=1e-3, atol=1e-6)
+
+
 def _params(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
