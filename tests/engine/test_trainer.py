@@ -65,14 +65,20 @@ def test_epoch_sampler_shards_are_disjoint_and_cover():
     assert list(s) != full
 
 
-def test_cyclic_loss_decreases_on_a_fixed_clip():
-    torch.manual_seed(0)
-    model = STM("resnet18", keydim=16, valdim=32).eval()
+def _two_clips():
+    """frames [2, 3, 3, 32, 48] and one-hot masks [2, 3, 3, 32, 48]: clip 0 has 2 objects, clip 1 one."""
     frames = torch.randn(2, 3, 3, 32, 48)
     masks = torch.zeros(2, 3, 3, 32, 48)
     masks[:, :, 1, 4:16, 4:20] = 1
     masks[0, :, 2, 18:30, 24:44] = 1
     masks[:, :, 0] = 1 - masks[:, :, 1:].sum(2)
+    return frames, masks
+
+
+def test_cyclic_loss_decreases_on_a_fixed_clip():
+    torch.manual_seed(0)
+    model = STM("resnet18", keydim=16, valdim=32).eval()
+    frames, masks = _two_clips()
     num = torch.tensor([2, 1])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     losses = []
@@ -99,11 +105,7 @@ def test_other_memory_modes_run(mode):
 def test_sdpa_memory_read_gives_the_same_loss_and_gradients():
     torch.manual_seed(0)
     model = STM("resnet18", keydim=8, valdim=16).eval()
-    frames = torch.randn(2, 3, 3, 32, 48)
-    masks = torch.zeros(2, 3, 3, 32, 48)
-    masks[:, :, 1, 4:16, 4:20] = 1
-    masks[0, :, 2, 18:30, 24:44] = 1
-    masks[:, :, 0] = 1 - masks[:, :, 1:].sum(2)
+    frames, masks = _two_clips()
     grads = []
     for sdpa in (False, True):
         model.zero_grad()
