@@ -22,7 +22,7 @@ from torchvision.transforms import v2
 from libs.dataset.training import MAX_TRIES, MixedDataset, TrainClipDataset
 from libs.dataset.transforms import (ClipTransform, ColourJitter, Normalize, Paired, RandomCropKeepSize,
                                      ResizePad, SelectObjects, ShrinkToCover, ToClipTensors, ToFloat,
-                                     VoidToBackground, fit_size)
+                                     VoidToBackground, choose_objects, fit_size)
 from libs.errors import VOSError
 from libs.io import read_mask
 
@@ -178,13 +178,7 @@ def _select(draft: _Draft, step: SelectObjects, masks) -> None:
     first = warp_mask(masks[0], draft.roi(), draft.crop[2:], draft.inverse(), draft.fit, draft.fill_zero)
     if draft.void_cleared:
         first = np.where(first == 255, 0, first)
-    present = [int(i) for i in np.unique(first) if i != 0]
-    if len(present) > step.max_objects:
-        if step.random:
-            picked = torch.randperm(len(present))[:step.max_objects]
-            present = sorted(present[int(i)] for i in picked)
-        else:
-            present = present[:step.max_objects]
+    present = choose_objects([int(i) for i in np.unique(first) if i != 0], step.max_objects, step.random)
     draft.lookup = np.zeros(256, np.uint8)
     for new_id, old_id in enumerate(present, start=1):
         draft.lookup[old_id] = new_id

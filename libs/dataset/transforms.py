@@ -186,6 +186,16 @@ class RandomCropVisible:
         return (F.crop(frames, top, left, *self.size), F.crop(masks, top, left, *self.size))
 
 
+def choose_objects(present: List[int], max_objects: int, random: bool = True) -> List[int]:
+    """The object ids kept from `present` (sorted): all, or `max_objects` of them drawn with torch's RNG."""
+    if len(present) <= max_objects:
+        return present
+    if not random:
+        return present[:max_objects]
+    picked = torch.randperm(len(present))[:max_objects]
+    return sorted(present[int(i)] for i in picked)
+
+
 class SelectObjects:
     """Keep at most `max_objects` of the objects visible in the first frame, relabelled 1..k.
 
@@ -200,13 +210,8 @@ class SelectObjects:
         self.random = random
 
     def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
-        present = [int(i) for i in torch.unique(masks[0]) if int(i) != 0]
-        if len(present) > self.max_objects:
-            if self.random:
-                picked = torch.randperm(len(present))[:self.max_objects]
-                present = sorted(present[int(i)] for i in picked)
-            else:
-                present = present[:self.max_objects]
+        present = choose_objects([int(i) for i in torch.unique(masks[0]) if int(i) != 0],
+                                 self.max_objects, self.random)
         lookup = torch.zeros(256, dtype=torch.uint8)          # old id -> new id, everything else -> 0
         for new_id, old_id in enumerate(present, start=1):
             lookup[old_id] = new_id
