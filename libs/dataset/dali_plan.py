@@ -8,6 +8,7 @@ size, RandomAffine, flip, resize to fit), the padding, the colour jitter and the
 Parameters come from the data set's own per-item generators and its ClipTransform's steps, consumed
 in the PIL order, so both backends augment a clip with the same random parameters.
 """
+import contextlib
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -19,7 +20,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from libs.dataset.training import MAX_TRIES, MixedDataset, TrainClipDataset
+from libs.dataset.training import MixedDataset, TrainClipDataset
 from libs.dataset.transforms import (ClipTransform, ColourJitter, Normalize, Paired, RandomCropKeepSize,
                                      ResizePad, SelectObjects, ShrinkToCover, ToClipTensors, ToFloat,
                                      VoidToBackground, choose_objects, fit_size)
@@ -274,13 +275,9 @@ def _draw_sources(dataset, video, rng):
 
 def plan_clip(dataset, idx: int, repeat: int = 0) -> ClipPlan:
     """The plan of item `idx` (of copy `repeat`) of a training clip data set; same clip as its `get_item`."""
-    if not 0 <= idx < len(dataset):
-        raise IndexError(f"index {idx} out of range for {dataset.name} of length {len(dataset)}")
-    video = dataset.videos[idx % len(dataset.videos)]
-    rng, torch_seed = dataset.seeds(idx, repeat)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(torch_seed)
-        for _ in range(MAX_TRIES):
+    draws = dataset.attempts(idx, repeat)
+    with contextlib.closing(draws):
+        for video, rng in draws:
             frames, masks, paths, encoded = _draw_sources(dataset, video, rng)
             if len({m.shape for m in masks}) != 1:
                 raise VOSError(f"{dataset.name} video {video.name!r}: the frames of one clip differ in size "
@@ -291,8 +288,7 @@ def plan_clip(dataset, idx: int, repeat: int = 0) -> ClipPlan:
                 return ClipPlan(video.name, frames, relabelled, encoded, paths, draft.roi(), draft.crop[2:],
                                 draft.inverse(), draft.fit, draft.pad, draft.out_size, draft.fill_zero,
                                 draft.contrast, draft.shift, draft.num_objects, dataset.transform.max_objects)
-    raise VOSError(f"{dataset.name} video {video.name!r}: none of {MAX_TRIES} sampled clips shows an object "
-                   "in its first frame; check its annotations (masks must label objects with ids 1..255)")
+    raise AssertionError("unreachable: attempts() raises when it runs out")
 
 
 def clip_datasets(dataset) -> List:

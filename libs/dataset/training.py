@@ -7,8 +7,9 @@ Call `set_epoch` before each epoch's DataLoader iteration (and do not use persis
 whose worker copies would keep the old epoch).
 """
 import bisect
+import contextlib
 import zlib
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -60,8 +61,9 @@ class _ClipDataset(Dataset):
     def __getitem__(self, idx: int) -> Dict[str, Any]:
         return self.get_item(idx)
 
-    def get_item(self, idx: int, repeat: int = 0) -> Dict[str, Any]:
-        """Clip `idx` as {'frames' [T,3,H,W], 'masks' [T,K+1,H,W] one-hot, 'num_objects', 'name'}."""
+    def attempts(self, idx: int, repeat: int = 0) -> Iterator[Tuple[Video, np.random.Generator]]:
+        """(video, generator) for each of at most MAX_TRIES draws of item `idx`, inside the item's seeded
+        torch RNG; the caller stops at the first clip that shows an object. Running out is a VOSError."""
         if not 0 <= idx < len(self):
             raise IndexError(f"index {idx} out of range for {self.name} of length {len(self)}")
         video = self.videos[idx % len(self.videos)]
@@ -69,11 +71,19 @@ class _ClipDataset(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(torch_seed)
             for _ in range(MAX_TRIES):
+                yield video, rng
+        raise VOSError(f"{self.name} video {video.name!r}: none of {MAX_TRIES} sampled clips shows an object "
+                       "in its first frame; check its annotations (masks must label objects with ids 1..255)")
+
+    def get_item(self, idx: int, repeat: int = 0) -> Dict[str, Any]:
+        """Clip `idx` as {'frames' [T,3,H,W], 'masks' [T,K+1,H,W] one-hot, 'num_objects', 'name'}."""
+        draws = self.attempts(idx, repeat)
+        with contextlib.closing(draws):
+            for video, rng in draws:
                 frames, masks, num_objects = self.transform(*self._draw(video, rng))
                 if num_objects > 0:
                     return {"frames": frames, "masks": masks, "num_objects": num_objects, "name": video.name}
-        raise VOSError(f"{self.name} video {video.name!r}: none of {MAX_TRIES} sampled clips shows an object "
-                       "in its first frame; check its annotations (masks must label objects with ids 1..255)")
+        raise AssertionError("unreachable: attempts() raises when it runs out")
 
 
 def _check_sizes(frame: np.ndarray, mask: np.ndarray, frame_path: str, mask_path: str) -> None:
