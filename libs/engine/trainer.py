@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from libs.engine.cyclic import CyclicObjective
 from libs.engine.schedule import EpochSampler, lr_at
 from libs.errors import VOSError
-from libs.models.checkpoint import atomic_save, read_checkpoint, extract_state_dict, load_weights
+from libs.models.checkpoint import apply_weights, atomic_save, read_checkpoint
 from libs.utils.dist import DistInfo
 
 log = logging.getLogger(__name__)
@@ -118,8 +118,8 @@ class Trainer:
 
     def resume(self, path: str) -> None:
         """Load a checkpoint written by `save` (weights strictly, then optimizer, position and RNG)."""
-        load_weights(self.model, path)
         data = read_checkpoint(path)
+        apply_weights(self.model, data, path)
         missing = [k for k in ("optimizer", "epoch", "batch", "step", "rng") if k not in data]
         if missing:
             raise VOSError(f"{path!r} holds weights only (no {', '.join(missing)}): use it as `initial`, not `resume`")

@@ -59,8 +59,15 @@ def guess_arch(state: Dict[str, torch.Tensor]) -> Optional[str]:
 
 
 def load_weights(model: nn.Module, path: str) -> Dict[str, Any]:
-    """Strictly load `path` into `model`; one error lists every missing, unexpected or mis-shaped key."""
+    """Strictly load `path` into `model`; returns the whole checkpoint."""
     data = read_checkpoint(path)
+    apply_weights(model, data, path)
+    return data
+
+
+def apply_weights(model: nn.Module, data: Dict[str, Any], path: str) -> None:
+    """Strictly copy the weights of checkpoint `data` (read from `path`) into `model`; one error lists
+    every missing, unexpected or mis-shaped key."""
     state = extract_state_dict(data)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -70,7 +77,6 @@ def load_weights(model: nn.Module, path: str) -> Dict[str, Any]:
     if missing or unexpected or shapes:
         raise VOSError(_mismatch_message(path, model, state, missing, unexpected, shapes))
     model.load_state_dict(state, strict=True)
-    return data
 
 
 def _mismatch_message(path: str, model: nn.Module, state: Dict[str, torch.Tensor],

@@ -1,9 +1,7 @@
 """Training: the cyclic loss learns, checkpoints resume exactly, NaN stops, DDP keeps ranks equal."""
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
