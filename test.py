@@ -7,6 +7,7 @@ import os
 
 from libs.dataset.build import build_eval_dataset
 from libs.engine import build_engine
+from libs.io.dali_decode import build_frame_decoder
 from libs.models import build_model
 from libs.utils.cli import parse_cfg, run_main
 from libs.utils.device import resolve_device
@@ -22,9 +23,10 @@ def main() -> None:
     cfg = parse_cfg("Segment the videos of valset with a trained STM-Cycle model.")
     setup_logging()
     dataset = build_eval_dataset(cfg)
+    device = resolve_device(cfg.gpu_id)
+    decoder = build_frame_decoder(cfg.data_backend, device)
     out_root = os.path.join(cfg.output_dir, cfg.valset)
     check_writable(out_root)
-    device = resolve_device(cfg.gpu_id)
     if not cfg.initial:
         log.warning("`initial` is empty: testing an UNTRAINED network (pass initial model.pth)")
     model = build_model(cfg).to(device).eval()
@@ -37,7 +39,7 @@ def main() -> None:
     videos_root = os.path.join(out_root, "Annotations") if getattr(dataset, "meta_path", None) else out_root
     for i, video in enumerate(dataset.videos):
         stats = run_video(engine, video, videos_root, cfg.input_size, cfg.save_indexed_format, device,
-                          f"[{i + 1}/{len(dataset.videos)}] {video.name}", merge)
+                          f"[{i + 1}/{len(dataset.videos)}] {video.name}", merge, decoder)
         frames_done, seconds = frames_done + stats.frames, seconds + stats.seconds
         log.info("video %s: %d frames, %.1f FPS", video.name, stats.frames, stats.fps)
     log.info("all videos: %d frames in %.1f s, %.2f FPS; results in %s", frames_done, seconds,

@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from libs.engine import Letterbox, build_engine  # noqa: E402
 from libs.errors import VOSError  # noqa: E402
 from libs.io import FrameSource, load_first_mask, overlay, read_frame, safe_join, write_image, write_video  # noqa: E402
+from libs.io.dali_decode import build_frame_decoder  # noqa: E402
 from libs.models import build_model  # noqa: E402
 from libs.utils.cli import parse_cfg, run_main  # noqa: E402
 from libs.utils.device import resolve_device  # noqa: E402
@@ -26,6 +27,14 @@ def video_name(path: str) -> str:
     """'clips/dog.mp4' -> 'dog'; 'frames/dog/' -> 'dog'."""
     base = os.path.basename(os.path.normpath(path))
     return os.path.splitext(base)[0] if os.path.isfile(path) else base
+
+
+def warn_untrained() -> None:
+    """Say loudly that the network has no trained weights."""
+    log.warning("!" * 72)
+    log.warning("`initial` is empty: the network is UNTRAINED and its masks are meaningless.")
+    log.warning("Pass `initial /path/to/model.pth` (a released STM-Cycle checkpoint or your own).")
+    log.warning("!" * 72)
 
 
 def main() -> None:
@@ -46,14 +55,12 @@ def main() -> None:
                        f"{cfg.video_path} are {source.size[1]}x{source.size[0]}")
     if not labels.any():
         raise VOSError(f"mask {cfg.mask_path} has no object; label objects 1, 2, ... on a 0 background")
+    device = resolve_device(cfg.gpu_id)
+    decoder = build_frame_decoder(cfg.data_backend, device)
     out = safe_join(cfg.output_dir, video_name(cfg.video_path))
     check_writable(out)
-    device = resolve_device(cfg.gpu_id)
     if not cfg.initial:
-        log.warning("!" * 72)
-        log.warning("`initial` is empty: the network is UNTRAINED and its masks are meaningless.")
-        log.warning("Pass `initial /path/to/model.pth` (a released STM-Cycle checkpoint or your own).")
-        log.warning("!" * 72)
+        warn_untrained()
     model = build_model(cfg).to(device).eval()
     overlay_dir = os.path.join(out, "overlay")
     os.makedirs(overlay_dir, exist_ok=True)
@@ -61,7 +68,7 @@ def main() -> None:
     def save_overlay(t, rgb, lab):
         write_image(os.path.join(overlay_dir, source.names[t] + ".jpg"), overlay(rgb, lab, palette))
 
-    stats = segment_and_write(build_engine(cfg, model), iter(source), source.names, {0: labels},
+    stats = segment_and_write(build_engine(cfg, model), source.frames(decoder), source.names, {0: labels},
                               Letterbox(cfg.input_size, source.size), device,
                               [ResultWriter(out, "index", palette)], video_name(cfg.video_path), save_overlay)
     frames = (read_frame(os.path.join(overlay_dir, n + ".jpg")) for n in source.names)

@@ -16,7 +16,7 @@ _C.max_skip_increment = 5          # max_skip grows by this much every epochs_pe
 _C.max_skip_cap = 100              # largest value the max_skip curriculum reaches
 _C.samples_per_video = 1           # clips sampled per video and epoch
 _C.max_training_obj = 5            # at most this many objects are sampled per training clip
-_C.data_backend = "PIL"            # training data loader: 'PIL' (DataLoader) or 'DALI'
+_C.data_backend = "PIL"            # 'PIL' or 'DALI': training data loader, and frame decoder of test.py and the demo
 
 # ----------------------------------------------------------------- model
 _C.keydim = 128                    # channels of memory/query keys

@@ -1,7 +1,7 @@
 """Frames in from a folder or a video file, and mp4 videos out."""
 import math
 import os
-from typing import Iterable, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -10,7 +10,11 @@ from libs.errors import VOSError
 from libs.io.images import read_frame
 from libs.io.paths import atomic_path, list_images
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
+if TYPE_CHECKING:
+    from libs.io.dali_decode import DaliDecoder
+
+WRITE_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")        # what write_video writes (mp4v)
+VIDEO_EXTENSIONS = WRITE_EXTENSIONS + (".webm",)             # what FrameSource reads
 FOLDER_FPS = 25.0
 
 
@@ -73,30 +77,43 @@ class FrameSource:
         return len(self.names)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        frames = self._folder_frames() if self.paths is not None else self._video_frames()
+        return self.frames()
+
+    def frames(self, decoder: Optional["DaliDecoder"] = None) -> Iterator[np.ndarray]:
+        """The frames in order, decoded by `decoder` (NVIDIA DALI) or, when None, by PIL / OpenCV."""
+        if decoder is None:
+            frames = self._folder_frames() if self.paths is not None else read_video_frames(self.path, len(self))
+        else:
+            frames = decoder.images(self.paths) if self.paths is not None else decoder.video(self.path, len(self))
+        count = 0
         for name, frame in zip(self.names, frames):
             if frame.shape[:2] != tuple(self.size):
                 raise VOSError(f"frame {name} of {self.path} is {frame.shape[1]}x{frame.shape[0]} but "
                                f"the first frame is {self.size[1]}x{self.size[0]}; all frames must "
                                "have one size")
+            count += 1
             yield frame  # [H, W, 3] uint8 RGB
+        if count != len(self):
+            raise VOSError(f"{self.path}: {count} of {len(self)} frames could be decoded")
 
     def _folder_frames(self) -> Iterator[np.ndarray]:
         """Decode the folder's images one at a time."""
         for path in self.paths:
             yield read_frame(path)
 
-    def _video_frames(self) -> Iterator[np.ndarray]:
-        """Decode the video's frames one at a time (RGB)."""
-        cap = cv2.VideoCapture(self.path)
-        try:
-            for index in range(len(self.names)):
-                ok, bgr = cap.read()
-                if not ok:
-                    raise VOSError(f"video {self.path} ended after {index} of {len(self.names)} frames")
+
+def read_video_frames(path: str, count: int, start: int = 0) -> Iterator[np.ndarray]:
+    """Frames start..count-1 of a video file decoded by OpenCV, one at a time, as [H, W, 3] uint8 RGB."""
+    cap = cv2.VideoCapture(path)
+    try:
+        for index in range(count):
+            ok, bgr = (cap.grab(), None) if index < start else cap.read()
+            if not ok:
+                raise VOSError(f"video {path} ended after {index} of {count} frames")
+            if bgr is not None:
                 yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        finally:
-            cap.release()
+    finally:
+        cap.release()
 
 
 def write_video(path: str, frames: Iterable[np.ndarray], fps: float) -> int:
@@ -104,7 +121,7 @@ def write_video(path: str, frames: Iterable[np.ndarray], fps: float) -> int:
 
     Odd heights or widths are padded by one replicated row/column (the codec needs even sizes).
     """
-    if os.path.splitext(path)[1].lower() not in VIDEO_EXTENSIONS:
+    if os.path.splitext(path)[1].lower() not in WRITE_EXTENSIONS:
         raise VOSError(f"cannot write video {path}: use a .mp4, .avi, .mov or .mkv file name")
     if not (fps and math.isfinite(fps) and fps > 0):
         raise VOSError(f"video frame rate must be a positive number, got {fps!r}")

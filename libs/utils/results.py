@@ -16,6 +16,7 @@ from libs.errors import VOSError
 from libs.dataset.base import Video
 from libs.io import (davis_palette, heatmap_overlay, overlay, read_frame, read_mask, safe_join, write_image,
                      write_indexed_png)
+from libs.io.dali_decode import DaliDecoder
 
 log = logging.getLogger(__name__)
 FORMATS = ("index", "segmentation", "heatmap", "mask")
@@ -124,14 +125,14 @@ def load_given(video: Video, merge_objects: bool) -> Tuple[Dict[int, np.ndarray]
     return given, palette or davis_palette()
 
 
-def read_frames(video: Video, size: Tuple[int, int]) -> Iterator[np.ndarray]:
-    """The video's frames in order; a frame of another size is an error naming it."""
-    for path in video.frames:
-        rgb = read_frame(path)
+def read_frames(video: Video, size: Tuple[int, int], decoder: Optional[DaliDecoder] = None) -> Iterator[np.ndarray]:
+    """The video's frames in order (PIL, or `decoder`: DALI); a frame of another size is an error naming it."""
+    frames = decoder.images(video.frames) if decoder is not None else (read_frame(p) for p in video.frames)
+    for path, rgb in zip(video.frames, frames):
         if rgb.shape[:2] != size:
             raise VOSError(f"frame {path} is {rgb.shape[1]}x{rgb.shape[0]} but the video's first frame is "
                            f"{size[1]}x{size[0]}: all frames of a video must have one size")
-        yield rgb
+        yield rgb  # [H, W, 3] uint8 RGB
 
 
 def check_video(video: Video, given: Dict[int, np.ndarray], size: Tuple[int, int]) -> None:
@@ -146,12 +147,12 @@ def check_video(video: Video, given: Dict[int, np.ndarray], size: Tuple[int, int
 
 
 def run_video(engine: InferenceEngine, video: Video, out_dir: str, input_size, fmt: str, device: torch.device,
-              title: str, merge_objects: bool = False) -> VideoStats:
-    """Segment one data set video and write its results into out_dir/<video>/."""
+              title: str, merge_objects: bool = False, decoder: Optional[DaliDecoder] = None) -> VideoStats:
+    """Segment one data set video and write its results into out_dir/<video>/ (`decoder`: DALI, None: PIL)."""
     given, palette = load_given(video, merge_objects)
     size = read_frame(video.frames[0]).shape[:2]
     check_video(video, given, size)
     letterbox = Letterbox(input_size, size)
     writer = ResultWriter(safe_join(out_dir, video.name), fmt, palette)
-    return segment_and_write(engine, read_frames(video, size), video.frame_names, given, letterbox,
+    return segment_and_write(engine, read_frames(video, size, decoder), video.frame_names, given, letterbox,
                              device, [writer], title)
