@@ -25,6 +25,7 @@ if ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from libs.dataset.synthetic import generate_video  # noqa: E402
 from libs.engine.cyclic import CyclicConfig, cyclic_loss  # noqa: E402
@@ -42,6 +43,11 @@ ORIGINAL_FPS = {("resnet18", (240, 427), 10): 27.3, ("resnet50", (480, 854), 10)
 # ... and seconds per training iteration (3 frames, batch 1, 240x427, Adam) per arch.
 ORIGINAL_TRAIN = {"resnet18": 0.104, "resnet50": 0.159}
 TRAIN_SIZE = (240, 427)
+# ATen operators that only make views or allocate: not counted as operations by --ops on a CPU.
+NO_KERNEL = {f"aten::{n}" for n in ("empty", "empty_strided", "empty_like", "view", "_unsafe_view", "reshape",
+                                    "as_strided", "expand", "permute", "transpose", "t", "unsqueeze", "squeeze",
+                                    "slice", "select", "narrow", "alias", "detach", "lift_fresh", "resize_",
+                                    "set_", "unflatten", "flatten", "split", "chunk", "unbind", "contiguous")}
 PATHS = {"plain": dict(fast=False, amp=False), "fast": dict(fast=True, amp=False),
          "fast-bf16": dict(fast=True, amp=True)}
 
@@ -84,6 +90,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--every", type=int, default=100, help="--long: print a line every this many frames")
     p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default; --tiny: 1)")
+    p.add_argument("--ops", action="store_true", help="count GPU operations (CPU: leaf ATen operators) per "
+                   "frame in one extra profiled run of the first 11 frames per path")
     p.add_argument("--cudnn_benchmark", action="store_true", help="torch.backends.cudnn.benchmark for every path")
     p.add_argument("--weights", default="", help="a checkpoint to load instead of random weights")
     p.add_argument("--seed", type=int, default=0)
@@ -161,6 +169,24 @@ def time_engine(engine: InferenceEngine, frames: List[torch.Tensor], first: torc
     return (len(frames) - 1) / (time.perf_counter() - start), labels, _peak_mib(device)
 
 
+def ops_per_frame(engine: InferenceEngine, frames: List[torch.Tensor], first: torch.Tensor,
+                  device: torch.device, count: int = 11) -> float:
+    """Operations per segmented frame from one profiled run over the first `count` frames: on CUDA the
+    kernels and copies (launches a GPU pays for whatever their size), on a CPU the leaf ATen operators
+    that compute (views and allocations left out)."""
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    frames = frames[:count]
+    with profile(activities=activities) as prof:
+        run_engine(engine, frames, first)
+        _sync(device)
+    if device.type == "cuda":
+        n = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+    else:
+        n = sum(1 for e in prof.events() if e.name.startswith("aten::") and e.name not in NO_KERNEL
+                and not any(c.name.startswith("aten::") for c in e.cpu_children))
+    return n / (len(frames) - 1)
+
+
 def engine_rows(args: argparse.Namespace, setting: Setting, paths: List[str], device: torch.device) -> List[Dict]:
     """Time every path on one setting; agreement is measured against the plain path's labels."""
     torch.manual_seed(args.seed)
@@ -173,7 +199,8 @@ def engine_rows(args: argparse.Namespace, setting: Setting, paths: List[str], de
         fps, labels, peak = time_engine(engine, frames, first, device)
         reference = labels if reference is None else reference
         agree = (labels == reference).float().mean().item() * 100
-        rows.append(dict(setting=setting, path=path, fps=fps, agree=agree, peak=peak))
+        ops = ops_per_frame(engine, frames, first, device) if args.ops else None
+        rows.append(dict(setting=setting, path=path, fps=fps, agree=agree, peak=peak, ops=ops))
     return rows
 
 
@@ -221,8 +248,8 @@ def _fmt(value: Optional[float], spec: str) -> str:
 
 def print_engine_table(rows: List[Dict], on_cuda: bool) -> None:
     """Markdown table: per setting and path, FPS, ratio to plain, the original's FPS and ratio, agreement, peak."""
-    print("| setting | path | FPS | vs plain | original FPS | vs original | agree % | peak MiB |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| setting | path | FPS | vs plain | original FPS | vs original | agree % | peak MiB | ops/frame |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     plain: Dict[Setting, float] = {}
     for r in rows:
         s = r["setting"]
@@ -230,7 +257,8 @@ def print_engine_table(rows: List[Dict], on_cuda: bool) -> None:
         original = ORIGINAL_FPS.get((s.arch, tuple(s.size), s.loop)) if on_cuda else None
         ratio = None if original is None else r["fps"] / original
         print(f"| {s.label()} | {r['path']} | {r['fps']:.2f} | {r['fps'] / plain[s]:.2f}x | {_fmt(original, '.2f')} "
-              f"| {_fmt(ratio, '.2f')}{'x' if ratio else ''} | {r['agree']:.2f} | {_fmt(r['peak'], '.0f')} |")
+              f"| {_fmt(ratio, '.2f')}{'x' if ratio else ''} | {r['agree']:.2f} | {_fmt(r['peak'], '.0f')} "
+              f"| {_fmt(r['ops'], '.0f')} |")
 
 
 def print_train_table(rows: List[Dict], on_cuda: bool) -> None:

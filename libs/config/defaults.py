@@ -54,8 +54,9 @@ _C.epoch_per_test = 1              # validate every this many epochs
 _C.correction_rate = 150.0         # step size of the test-time gradient correction
 _C.correction_momentum = 0.9       # unused (accepted so original config files load)
 _C.loop = 10                       # correction iterations every save_freq frames (0 = off)
-_C.fast_inference = False          # preallocated memory bank, SDPA memory read, frozen parameters in
-                                   # the correction (same masks; see benchmarks/README.md)
+_C.fast_inference = False          # frozen copy of the model (batch norm folded, channels-last),
+                                   # preallocated memory bank, SDPA memory read, a correction that
+                                   # differentiates only the mask (same masks; benchmarks/README.md)
 
 # ----------------------------------------------------------------- paths and devices
 _C.checkpoint = "ckpt"             # folder of training checkpoints

@@ -46,11 +46,13 @@ def correct_prediction(model: STM, frame: torch.Tensor, probs: torch.Tensor, ref
 def _correct(model, frame, probs, ref_query, ref_mask, num_objects, loop, rate, out_size, sdpa, autocast):
     """The correction loop; `sdpa` picks the memory read, `autocast` wraps the network passes."""
     out = probs.detach()
+    with autocast():
+        stem = model.memory_stem(frame)                                   # the same in every iteration
     for _ in range(loop):
         with torch.enable_grad():
             pred = out.clone().requires_grad_(True)
             with autocast():
-                key, value = model.encode_memory(frame, pred[:, 1:num_objects + 1])
+                key, value = model.encode_memory(frame, pred[:, 1:num_objects + 1], stem)
                 logits = model.segment(ref_query, key, value, out_size, sdpa=sdpa)
             back = torch.softmax(logits.float() if sdpa else logits, dim=1)    # [1, K+1, H, W]
             loss = correction_loss(back, ref_mask, num_objects)

@@ -6,6 +6,7 @@ import torch
 
 from libs.engine.correction import correct_prediction
 from libs.engine.memory import MemoryBank, PreallocatedMemoryBank
+from libs.models.fold import inference_copy
 from libs.models.stm import STM, QueryFeatures
 
 
@@ -33,14 +34,16 @@ class InferenceEngine:
     frames, `loop` correction iterations update the prediction that the next frame memorises;
     the returned (written) prediction is the one before correction.
 
-    fast: a preallocated memory bank, the memory read by scaled_dot_product_attention, and a
-    correction with the parameters frozen (bf16 autocast in it too with `amp`); the same
-    computation up to rounding. amp: bf16 autocast on CUDA.
+    fast: the engine runs a frozen copy of the model taken now (`inference_copy`: batch norm folded
+    into the convolutions, channels-last layout), a preallocated memory bank, the memory read by
+    scaled_dot_product_attention, and a correction that differentiates only the mask (bf16 autocast
+    in it too with `amp`); the same computation up to rounding. amp: bf16 autocast on CUDA.
     """
 
     def __init__(self, model: STM, save_freq: int = 5, loop: int = 0, correction_rate: float = 150.0,
                  max_memory_frames: int = 0, amp: bool = False, fast: bool = False):
         self.model = model
+        self.net = inference_copy(model) if fast else model      # the network the engine runs
         self.save_freq, self.loop, self.rate = save_freq, loop, correction_rate
         self.max_memory_frames, self.amp, self.fast = max_memory_frames, amp, fast
         self.reset()
@@ -62,7 +65,7 @@ class InferenceEngine:
         return self.prev_frame is not None
 
     def _autocast(self):
-        device = next(self.model.parameters()).device.type
+        device = next(self.net.parameters()).device.type
         return torch.autocast(device, dtype=torch.bfloat16, enabled=self.amp and device == "cuda")
 
     @torch.no_grad()
@@ -72,6 +75,8 @@ class InferenceEngine:
         Returns the probabilities written for this frame [1, K+1, H, W] (K = objects so far), or
         None for frames before the first given mask.
         """
+        if self.fast:
+            frame = frame.contiguous(memory_format=torch.channels_last)
         if not self.started:
             if given is None:
                 return None
@@ -84,7 +89,7 @@ class InferenceEngine:
             out = written = merge_given(out, given)
             self._set_reference(frame, out, None)
         elif self.loop > 0 and self.t % self.save_freq == 0:
-            out = correct_prediction(self.model, frame, out, self.ref_query, self.ref_mask, self.num_objects,
+            out = correct_prediction(self.net, frame, out, self.ref_query, self.ref_mask, self.num_objects,
                                      self.loop, self.rate, tuple(frame.shape[2:]), self.fast, self.amp)
         self.prev_frame, self.prev_mask = frame, out
         return written
@@ -101,16 +106,16 @@ class InferenceEngine:
         self.num_objects = max(self.num_objects, mask.shape[1] - 1)
         self.ref_mask = mask
         if self.loop > 0:
-            self.ref_query = query if query is not None else self.model.encode_query(frame)
+            self.ref_query = query if query is not None else self.net.encode_query(frame)
 
     def _segment(self, frame: torch.Tensor) -> torch.Tensor:
         """Memorise the previous frame, read the memory, decode: merged probabilities [1, K+1, H, W]."""
         K = self.num_objects
         self.bank.grow_objects(K)
-        prev = self.model.encode_memory(self.prev_frame, self.prev_mask[:, 1:K + 1])   # [1, K, hw, C]
+        prev = self.net.encode_memory(self.prev_frame, self.prev_mask[:, 1:K + 1])   # [1, K, hw, C]
         mem_key, mem_value, bias = self.bank.read_inputs(extra=prev)
-        query = self.model.encode_query(frame)
-        logits = self.model.segment(query, mem_key, mem_value, tuple(frame.shape[2:]), bias, sdpa=self.fast)
+        query = self.net.encode_query(frame)
+        logits = self.net.segment(query, mem_key, mem_value, tuple(frame.shape[2:]), bias, sdpa=self.fast)
         if (self.t - 1) % self.save_freq == 0:
             self.bank.add(prev[0], prev[1], self.t - 1)
         return torch.softmax(logits.float(), dim=1)
@@ -121,15 +126,24 @@ def segment_video(engine: InferenceEngine, letterbox, frames: Iterable[np.ndarra
     """Run the engine over a video: the one per-frame loop of test.py, the demo and validation.
 
     frames: [H, W, 3] uint8 RGB in order; given: frame index -> [H, W] uint8 labels (void 255 is
-    background). Yields (index, probabilities [K+1, th, tw] float32 at network resolution) per frame;
-    None for frames before the first given mask. `letterbox` maps frames and masks to the network.
+    background). Yields (index, probabilities [K+1, th, tw] at network resolution, a tensor still on
+    `device`) per frame; None for frames before the first given mask. Nothing here waits for the
+    device: frames go up asynchronously and the consumer copies results back (results.py does it on
+    its writer thread). `letterbox` maps frames and masks to the network.
     """
     engine.reset()
     for t, rgb in enumerate(frames):
-        x = letterbox.frame(rgb).to(device)                            # [1, 3, th, tw]
+        x = to_device(letterbox.frame(rgb), device)                    # [1, 3, th, tw]
         mask = None
         if t in given:
             labels = np.where(given[t] == 255, 0, given[t])
-            mask = letterbox.mask(labels, int(labels.max())).to(device)  # [1, K+1, th, tw]
+            mask = to_device(letterbox.mask(labels, int(labels.max())), device)  # [1, K+1, th, tw]
         probs = engine.step(x, mask)
-        yield t, (None if probs is None else probs[0].float().cpu().numpy())
+        yield t, (None if probs is None else probs[0])
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on `device`; to a GPU through pinned memory without waiting for queued work."""
+    if device.type != "cuda":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)

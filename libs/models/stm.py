@@ -104,22 +104,28 @@ class STM(nn.Module):
         self.KV_Q_r4 = KeyValue(256 * expand, keydim, valdim)
         self.Decoder = Decoder(2 * valdim, 256, expand)
 
-    def encode_memory(self, frame: torch.Tensor, probs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def encode_memory(self, frame: torch.Tensor, probs: torch.Tensor,
+                      frame_stem: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Encode a frame with each object's probability map as memory.
 
         frame [B, 3, H, W] (normalised), probs [B, K, H, W] -> key [B, K, h*w, C_k], value [B, K, h*w, C_v].
+        frame_stem: `memory_stem(frame)` when already computed (it does not depend on the masks).
         """
         B, K, H, W = probs.shape
         enc = self.Encoder_M
         m = probs.reshape(B * K, 1, H, W)                               # [BK, 1, H, W]
         bg = torch.clamp(1.0 - m, min=0.0, max=1.0)                     # [BK, 1, H, W]
-        f = enc.conv1(frame)                                            # [B, 64, H/2, W/2]
+        f = self.memory_stem(frame) if frame_stem is None else frame_stem  # [B, 64, H/2, W/2]
         f = f.unsqueeze(1).expand(-1, K, -1, -1, -1).reshape(B * K, *f.shape[1:])
         r4, _, _ = enc(f + enc.conv1_m(m) + enc.conv1_bg(bg))           # [BK, 256e, h, w]
         key, value = self.KV_M_r4(r4)                                    # [BK, C, h, w]
         key = key.flatten(2).transpose(1, 2).reshape(B, K, -1, self.keydim)
         value = value.flatten(2).transpose(1, 2).reshape(B, K, -1, self.valdim)
         return key, value
+
+    def memory_stem(self, frame: torch.Tensor) -> torch.Tensor:
+        """The frame's part of the memory encoder's first convolution: [B, 3, H, W] -> [B, 64, H/2, W/2]."""
+        return self.Encoder_M.conv1(frame)
 
     def encode_query(self, frame: torch.Tensor) -> QueryFeatures:
         """frame [B, 3, H, W] (normalised) -> query key/value and skip features."""

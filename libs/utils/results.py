@@ -2,9 +2,10 @@
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from libs.io.dali_decode import DaliDecoder
 
 log = logging.getLogger(__name__)
 FORMATS = ("index", "segmentation", "heatmap", "mask")
+MAX_PENDING_WRITES = 16         # frames segmented ahead of the writer thread
 
 
 @dataclass
@@ -81,15 +83,17 @@ def segment_and_write(engine: InferenceEngine, frames: Iterable[np.ndarray], nam
     cache: Dict[int, np.ndarray] = {}
     with tqdm(total=len(names), desc=title, unit="frame", leave=False, dynamic_ncols=True) as bar, \
             ThreadPoolExecutor(max_workers=1) as pool:
-        pending = []
+        pending: Deque[Future] = deque()
         for t, probs in segment_video(engine, letterbox, _keep(frames, cache), given, device):
             rgb = cache.pop(t)
             if probs is not None:
                 pending.append(pool.submit(_write_all, writers, names[t], probs, letterbox, rgb, extra, t))
                 done += 1
+            while len(pending) > MAX_PENDING_WRITES:     # bounded: results wait on the device, not pile up
+                pending.popleft().result()
             bar.update(1)
-        for job in pending:
-            job.result()
+        while pending:
+            pending.popleft().result()
     return VideoStats(done, time.perf_counter() - start)
 
 
@@ -101,6 +105,8 @@ def _keep(frames: Iterable[np.ndarray], cache: Dict[int, np.ndarray]) -> Iterabl
 
 
 def _write_all(writers, name, probs, letterbox, rgb, extra, t) -> None:
+    """On the writer thread: copy the probabilities to the host (the only wait for the device), write."""
+    probs = probs.float().cpu().numpy()                                  # [K+1, th, tw]
     labels = None
     for writer in writers:
         labels = writer.write(name, probs, letterbox, rgb)

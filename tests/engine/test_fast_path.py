@@ -166,6 +166,18 @@ def test_fast_correction_equals_plain_and_leaves_parameters_alone(model):
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
 
 
+def test_fast_engine_runs_a_frozen_copy_and_leaves_the_model_alone(model):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    engine = InferenceEngine(model, save_freq=1, loop=1, correction_rate=50.0, fast=True)
+    frames, mask = _clip(3)
+    _run(engine, frames, {0: mask})
+    assert engine.net is not model and not any(p.requires_grad for p in engine.net.parameters())
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert model.Encoder_Q.conv1.weight.is_contiguous()             # the caller's layout is unchanged
+    assert InferenceEngine(model).net is model                       # the plain engine runs the model itself
+
+
 @pytest.mark.gpu
 def test_fast_path_on_cuda_fp32_and_bf16(model):
     device = torch.device("cuda")

@@ -116,4 +116,4 @@ def test_segment_video_from_arrays():
     out = list(segment_video(InferenceEngine(_model()), Letterbox((32, 64), (30, 50)), frames, {0: labels},
                              torch.device("cpu")))
     assert [t for t, _ in out] == [0, 1, 2, 3]
-    assert all(p.shape == (3, 32, 64) for _, p in out)
+    assert all(isinstance(p, torch.Tensor) and p.shape == (3, 32, 64) for _, p in out)
