@@ -55,7 +55,7 @@ def main() -> None:
     writer = _tensorboard(cfg.checkpoint) if dist.is_main else None
     settings = TrainSettings(cfg.epochs, cfg.train_batch, cfg.iter_size, cfg.learning_rate, cfg.gamma,
                              tuple(cfg.milestone), cfg.epochs_per_increment, cfg.epoch_per_test, cfg.checkpoint,
-                             cfg.seed, cfg.workers, cfg.amp, cfg.dump())
+                             cfg.seed, cfg.workers, cfg.amp, cfg.dump(), cfg.max_minutes)
     objective = CyclicObjective(model, CyclicConfig(cfg.mode, cfg.iou_threshold, cfg.loss, cfg.fast_training))
     val = (lambda epoch: validate(cfg, model, device, os.path.join(cfg.checkpoint, "val", f"epoch-{epoch:04d}"))
            ) if dist.is_main else None

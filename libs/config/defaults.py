@@ -47,6 +47,8 @@ _C.amp = False                     # bf16 autocast on GPU
 _C.freeze_bn = True                # keep batch-norm statistics fixed while training (the original);
                                    # False learns them (useful from random init, e.g. the quickstart)
 _C.seed = 0                        # seed of every random generator
+_C.max_minutes = 0.0               # stop after this many minutes of training, saving a checkpoint as on
+                                   # SIGTERM (resume auto continues); 0 = no limit
 _C.fast_training = False           # training step reads the memory with scaled_dot_product_attention
 
 # ----------------------------------------------------------------- testing

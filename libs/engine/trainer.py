@@ -39,6 +39,7 @@ class TrainSettings:
     workers: int = 0
     amp: bool = False
     config_text: str = ""
+    max_minutes: float = 0.0      # stop (checkpoint saved) after this many minutes of `run`; 0 = no limit
 
 
 def rng_state() -> Dict[str, Any]:
@@ -90,6 +91,7 @@ class Trainer:
         self.sampler = EpochSampler(len(dataset), settings.seed, dist.rank, dist.world_size)
         self.epoch, self.batch, self.step = 0, 0, 0
         self.stop_requested = False
+        self.deadline = float("inf")      # time.monotonic() at which `run` stops (max_minutes)
         # optional: (dataset, sampler, batch_size) -> iterable of collated batches (e.g. a DALI pipeline)
         self.loader_factory: Optional[Callable] = None
 
@@ -135,8 +137,23 @@ class Trainer:
         log.warning("signal %d: saving a checkpoint at the next step, then stopping", signum)
         self.stop_requested = True
 
+    def _time_is_up(self) -> bool:
+        """Whether max_minutes have passed; rank 0's clock decides so that every rank stops at one step."""
+        if not self.s.max_minutes:
+            return False
+        up = time.monotonic() >= self.deadline
+        if self.dist.distributed:
+            flag = torch.tensor([float(up)], device=self.device)
+            torch.distributed.broadcast(flag, src=0)
+            up = bool(flag.item())
+        if up:
+            log.warning("max_minutes %g reached: saving a checkpoint, then stopping (resume auto continues)",
+                        self.s.max_minutes)
+        return up
+
     def run(self) -> None:
-        """Train until `epochs`, or until SIGINT/SIGTERM (checkpoint saved, clean exit)."""
+        """Train until `epochs`, SIGINT/SIGTERM or `max_minutes` (checkpoint saved, clean exit)."""
+        self.deadline = time.monotonic() + 60.0 * self.s.max_minutes if self.s.max_minutes else float("inf")
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             while self.epoch < self.s.epochs and not self.stop_requested:
@@ -171,6 +188,8 @@ class Trainer:
             if self.batch % self.s.iter_size == 0:
                 self._optimizer_step(accum / self.s.iter_size, lr, data_time, bar, losses, batch)
                 accum = None
+                if self._time_is_up():
+                    self.stop_requested = True
                 if self.stop_requested:
                     self.save()
                     bar.close()

@@ -150,6 +150,22 @@ def test_stop_and_resume_equals_uninterrupted(data_root, tmp_path, uninterrupted
     assert resumed.step == full.step == 4
 
 
+def test_max_minutes_stops_with_a_checkpoint_and_resume_finishes_the_run(data_root, tmp_path, uninterrupted,
+                                                                         caplog):
+    full, _ = uninterrupted
+    first = make_trainer(data_root, str(tmp_path / "b"))
+    first.s.max_minutes = 1e-9                   # up at the first optimizer step
+    first.run()
+    assert (first.epoch, first.batch, first.step) == (0, 2, 1)
+    assert "max_minutes 1e-09 reached" in caplog.text
+    resumed = make_trainer(data_root, str(tmp_path / "b"))
+    resumed.s.max_minutes = 60.0                 # far away: the run ends at `epochs`
+    resumed.resume(str(tmp_path / "b" / "latest.pth"))
+    resumed.run()
+    a, b = _params(full.model), _params(resumed.model)
+    assert resumed.step == full.step == 4 and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_from_epoch_checkpoint_equals_uninterrupted(data_root, tmp_path, uninterrupted):
     full, folder = uninterrupted
     resumed = make_trainer(data_root, str(tmp_path / "b"))

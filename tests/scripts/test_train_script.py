@@ -79,6 +79,16 @@ def test_sigterm_saves_and_exits_cleanly(data_root, tmp_path):
     assert state["epoch"] < 50 and set(state) >= {"optimizer", "rng", "max_skip", "step", "batch"}
 
 
+def test_max_minutes_stops_with_a_checkpoint(data_root, tmp_path):
+    ckpt = str(tmp_path / "timed")
+    proc = subprocess.run(_cmd(data_root, ckpt, "epochs", "50", "max_minutes", "1e-5"), cwd=ROOT,
+                          capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "max_minutes 1e-05 reached" in proc.stderr
+    state = torch.load(os.path.join(ckpt, "latest.pth"), map_location="cpu", weights_only=True)
+    assert (state["epoch"], state["step"]) == (0, 1)
+
+
 @pytest.mark.parametrize("extra,message", [
     (["trainset", "['SYNTHETIC', 'DAVIS17']", "datafreq", "[1]"], "must be lists of the same length"),
     (["data_root", "/nonexistent/place"], "DATASET.md"),
