@@ -7,10 +7,11 @@
 
 Random weights (STM(...)) and synthetic frames (libs.dataset.synthetic); nothing is downloaded.
 For each setting it prints the frames per second of each engine path (plain: the straightforward fp32
-engine; fast: preallocated memory, SDPA read, frozen-parameter correction; fast-bf16: the same under
-bf16 autocast, CUDA only), the share of output pixels whose label agrees with the plain path, the peak
-GPU memory, and the cyclic training step (Adam) in seconds per iteration and clips per second. On CUDA
-the original STM-Cycle's figures stand beside ours.
+engine; fast: folded, channels-last copy, preallocated memory, SDPA read, mask-only correction;
+fast-bf16: the same under bf16 autocast, by default on CUDA only, on a CPU name it in --paths), the
+share of output pixels whose label agrees with the plain path, the peak GPU memory, and the cyclic
+training step (Adam) in seconds per iteration and clips per second. On CUDA the original STM-Cycle's
+figures stand beside ours.
 """
 import argparse
 import os
@@ -225,7 +226,7 @@ def time_training(args: argparse.Namespace, arch: str, size: Tuple[int, int], ba
     cfg = CyclicConfig(sdpa=amp)     # the fast training row: bf16 autocast and the SDPA memory read
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             loss = cyclic_loss(model, frames, masks, num, cfg)["loss"]
         loss.backward()
         optimizer.step()
@@ -371,7 +372,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.train_iters:
         archs = sorted({s.arch for s in settings(args)})
         size = tuple(args.size) if args.size else TRAIN_SIZE
-        precisions = (False, True) if on_cuda else (False,)
+        precisions = (False, True) if on_cuda or "fast-bf16" in paths else (False,)
         train = [time_training(args, arch, size, batch, amp, device)
                  for arch in archs for batch in (1, args.train_batch) for amp in precisions]
         print(f"\ntraining: cyclic_loss + Adam, {args.train_iters} timed iterations after one warm-up")

@@ -43,7 +43,7 @@ _C.mode = "recurrent"              # memory of the forward pass: 'mask' | 'recur
 _C.iou_threshold = 0.65            # 'threshold' mode: own prediction used when its IoU exceeds this
 _C.alpha = 1.25                    # unused (accepted so original config files load)
 _C.lambdas = [1.0, 0.4]            # unused (accepted so original config files load)
-_C.amp = False                     # bf16 autocast on GPU
+_C.amp = False                     # bf16 autocast (GPU; on a CPU only worth it with bf16 instructions)
 _C.freeze_bn = True                # keep batch-norm statistics fixed while training (the original);
                                    # False learns them (useful from random init, e.g. the quickstart)
 _C.seed = 0                        # seed of every random generator

@@ -31,13 +31,13 @@ def correct_prediction(model: STM, frame: torch.Tensor, probs: torch.Tensor, ref
     as the only memory, segments the reference frame (its query features `ref_query`), and compares
     with `ref_mask` [1, K+1, H, W]. Only the prediction receives gradients. Returns [1, K+1, H, W].
     fast: parameters frozen during the correction and the memory read by scaled_dot_product_attention;
-    with amp as well, the network runs under bf16 autocast on CUDA (the loss and the update stay fp32).
+    with amp as well, the network runs under bf16 autocast (the loss and the update stay fp32).
     """
     if not fast:
         return _correct(model, frame, probs, ref_query, ref_mask, num_objects, loop, rate, out_size, False,
                         contextlib.nullcontext)
     device = frame.device.type
-    autocast = functools.partial(torch.autocast, device, dtype=torch.bfloat16, enabled=amp and device == "cuda")
+    autocast = functools.partial(torch.autocast, device, dtype=torch.bfloat16, enabled=amp)
     with frozen_parameters(model):
         return _correct(model, frame, probs, ref_query, ref_mask, num_objects, loop, rate, out_size, True,
                         autocast)

@@ -37,7 +37,8 @@ class InferenceEngine:
     fast: the engine runs a frozen copy of the model taken now (`inference_copy`: batch norm folded
     into the convolutions, channels-last layout), a preallocated memory bank, the memory read by
     scaled_dot_product_attention, and a correction that differentiates only the mask (bf16 autocast
-    in it too with `amp`); the same computation up to rounding. amp: bf16 autocast on CUDA.
+    in it too with `amp`); the same computation up to rounding. amp: bf16 autocast (on a GPU, or on a
+    CPU, where it pays only with bf16 instructions such as AVX512-BF16 or AMX).
     """
 
     def __init__(self, model: STM, save_freq: int = 5, loop: int = 0, correction_rate: float = 150.0,
@@ -66,7 +67,7 @@ class InferenceEngine:
 
     def _autocast(self):
         device = next(self.net.parameters()).device.type
-        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.amp and device == "cuda")
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.amp)
 
     @torch.no_grad()
     def step(self, frame: torch.Tensor, given: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:

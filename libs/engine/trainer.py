@@ -212,7 +212,7 @@ class Trainer:
         boundary = (self.batch + 1) % self.s.iter_size == 0
         sync = contextlib.nullcontext() if boundary or not self.dist.distributed else self.wrapped.no_sync()
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                  enabled=self.s.amp and self.device.type == "cuda")
+                                  enabled=self.s.amp)
         with sync:
             with autocast:
                 losses = self.wrapped(frames, masks, num)

@@ -148,6 +148,7 @@ class STM(nn.Module):
         if sdpa:
             K = mem_key.shape[1]
             q = query_key.flatten(2).transpose(1, 2).unsqueeze(1).expand(-1, K, -1, -1)  # [B, K, hw, C_k]
+            q = q.to(mem_key.dtype)       # bf16 memory (autocast) read by an fp32 query, as in the correction
             allowed = None if mem_bias is None else (mem_bias == 0).unsqueeze(2)         # [B, K, 1, N]
             out = F.scaled_dot_product_attention(q, mem_key, mem_value, attn_mask=allowed)  # [B, K, hw, C_v]
             return out.transpose(2, 3).reshape(B, K, -1, h, w)
@@ -168,7 +169,7 @@ class STM(nn.Module):
 
         feats = torch.cat([readout.flatten(0, 1), per_object(query.value)], dim=1)  # [BK, 2C_v, h, w]
         logits = self.Decoder(feats, per_object(query.r3), per_object(query.r2), out_size)  # [BK, 2, H, W]
-        return torch.softmax(logits, dim=1)[:, 1].reshape(B, K, *out_size)
+        return torch.softmax(logits.float(), dim=1)[:, 1].reshape(B, K, *out_size)   # fp32 under autocast too
 
     def segment(self, query: QueryFeatures, mem_key: torch.Tensor, mem_value: torch.Tensor,
                 out_size: Tuple[int, int], mem_bias: Optional[torch.Tensor] = None,

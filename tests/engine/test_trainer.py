@@ -114,6 +114,22 @@ def test_sdpa_memory_read_gives_the_same_loss_and_gradients():
     assert torch.allclose(grads[0][1], grads[1][1], rtol=1e-3, atol=1e-6)
 
 
+def test_bf16_autocast_loss_and_gradients_stay_close_to_fp32():
+    torch.manual_seed(0)
+    model = STM("resnet18", keydim=8, valdim=16).eval()
+    frames, masks = _two_clips()
+    results = []
+    for amp in (False, True):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss = cyclic_loss(model, frames, masks, torch.tensor([2, 1]), CyclicConfig(sdpa=True))["loss"]
+        loss.backward()
+        results.append((loss.item(), model.KV_M_r4.Key.weight.grad.flatten().clone()))
+    (fp32, g32), (bf16, g16) = results
+    assert bf16 == pytest.approx(fp32, rel=0.02)
+    assert torch.nn.functional.cosine_similarity(g32, g16, dim=0) > 0.95
+
+
 def _params(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
