@@ -9,7 +9,8 @@ import os
 import torch
 
 from libs.dataset.build import build_train_dataset
-from libs.dataset.dali import build_dali_loader_factory, require_dali
+from libs.dataset.dali import build_dali_loader_factory
+from libs.utils.dali import require_dali
 from libs.dataset.training import collate_clips
 from libs.engine.cyclic import CyclicConfig, CyclicObjective
 from libs.engine.trainer import Trainer, TrainSettings, latest_checkpoint

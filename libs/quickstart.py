@@ -16,6 +16,7 @@ import torch
 from libs.config import load_cfg
 from libs.dataset.synthetic import write_dataset
 from libs.models import STM, save_weights
+from libs.utils.device import cpu_has_bf16
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,6 +39,16 @@ def jf_mean(output: str) -> Optional[float]:
     return float(match.group(1)) if match else None
 
 
+def cpu_speedups(opts: List[str]) -> List[str]:
+    """On a CPU with bf16 instructions (and no GPU) add bf16 autocast and the fast paths, unless the
+    command line set `amp` itself: about 1.6x faster here (quickstart 246 s -> 155 s)."""
+    if torch.cuda.is_available() or "amp" in opts[::2] or not cpu_has_bf16():
+        return opts
+    extra = ["amp", "True", "fast_inference", "True", "fast_training", "True"]
+    print("this CPU has bf16 instructions: adding " + " ".join(extra) + " (pass amp False for fp32)", flush=True)
+    return opts + extra
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Generate data, score the untrained net, train, score again, write overlays."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,6 +57,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VAL overrides for train.py/test.py")
     args = parser.parse_args(argv)
     start = time.time()
+    args.opts = cpu_speedups(args.opts)
     out = os.path.join(ROOT, args.out)
     opts = ["data_root", f"{out}/data", "checkpoint", f"{out}/checkpoint", "output_dir", f"{out}/output"] + args.opts
     cfg = load_cfg(os.path.join(ROOT, args.cfg), opts)

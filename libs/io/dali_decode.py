@@ -22,6 +22,7 @@ import torch
 from libs.errors import VOSError
 from libs.io.images import read_frame
 from libs.io.video import read_video_frames
+from libs.utils.dali import require_dali
 
 log = logging.getLogger(__name__)
 CPU_VIDEO_CODECS = {"MJPG": "MJPEG", "VP80": "VP8", "VP90": "VP9"}       # OpenCV FOURCC -> codec
@@ -77,8 +78,6 @@ class DaliDecoder:
     """Decodes frame files and video files with NVIDIA DALI, on GPU `device_id` or on the CPU when None."""
 
     def __init__(self, device_id: Optional[int], batch: int = 16, chunk: int = 32, threads: int = 2) -> None:
-        from libs.dataset.dali import require_dali
-
         require_dali()
         if batch < 1 or chunk < 1:
             raise ValueError(f"batch and chunk must be positive, got {batch} and {chunk}")

@@ -239,7 +239,7 @@ def test_unreadable_or_mismatched_frames_are_errors_naming_the_files(tmp_path):
 
 
 def test_without_dali_the_error_says_what_to_install(monkeypatch):
-    from libs.dataset.dali import require_dali
+    from libs.utils.dali import require_dali
 
     monkeypatch.setitem(sys.modules, "nvidia.dali", None)
     with pytest.raises(VOSError, match=r"data_backend DALI needs NVIDIA DALI.*pip install -r requirements-dali.txt"):

@@ -1,0 +1,15 @@
+"""NVIDIA DALI is optional: one place that says what to install when it is missing."""
+from libs.errors import VOSError
+
+INSTALL_HINT = ("pip install -r requirements-dali.txt (nvidia-dali-cuda130 for CUDA 13 drivers; "
+                "nvidia-dali-cuda120 for CUDA 12)")
+
+
+def require_dali() -> None:
+    """A one-line VOSError saying what to install when NVIDIA DALI cannot be imported."""
+    try:
+        import nvidia.dali  # noqa: F401
+        import nvidia.dali.plugin.pytorch  # noqa: F401
+    except ImportError as err:
+        raise VOSError(f"data_backend DALI needs NVIDIA DALI, which cannot be imported ({err}); install it with "
+                       f"{INSTALL_HINT}, or set data_backend PIL") from None
