@@ -100,32 +100,25 @@ def test_other_memory_modes_run(mode):
     assert torch.isfinite(out["loss"]) and out["pred"].shape == (1, 2, 32, 48)
 
 
-def test_sdpa_memory_read_gives_the_same_loss_and_gradients():
+def _loss_and_grad(sdpa: bool, amp: bool = False):
+    """The cyclic loss of two fixed clips and the gradient of one weight, from the same random model."""
     torch.manual_seed(0)
     model = STM("resnet18", keydim=8, valdim=16).eval()
     frames, masks = _two_clips()
-    grads = []
-    for sdpa in (False, True):
-        model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
         loss = cyclic_loss(model, frames, masks, torch.tensor([2, 1]), CyclicConfig(sdpa=sdpa))["loss"]
-        loss.backward()
-        grads.append((loss.item(), model.KV_M_r4.Key.weight.grad.clone()))
-    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
-    assert torch.allclose(grads[0][1], grads[1][1], rtol=1e-3, atol=1e-6)
+    loss.backward()
+    return loss.item(), model.KV_M_r4.Key.weight.grad.flatten()
+
+
+def test_sdpa_memory_read_gives_the_same_loss_and_gradients():
+    (plain, g_plain), (sdpa, g_sdpa) = _loss_and_grad(False), _loss_and_grad(True)
+    assert sdpa == pytest.approx(plain, rel=1e-5)
+    assert torch.allclose(g_plain, g_sdpa, rtol=1e-3, atol=1e-6)
 
 
 def test_bf16_autocast_loss_and_gradients_stay_close_to_fp32():
-    torch.manual_seed(0)
-    model = STM("resnet18", keydim=8, valdim=16).eval()
-    frames, masks = _two_clips()
-    results = []
-    for amp in (False, True):
-        model.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            loss = cyclic_loss(model, frames, masks, torch.tensor([2, 1]), CyclicConfig(sdpa=True))["loss"]
-        loss.backward()
-        results.append((loss.item(), model.KV_M_r4.Key.weight.grad.flatten().clone()))
-    (fp32, g32), (bf16, g16) = results
+    (fp32, g32), (bf16, g16) = _loss_and_grad(True), _loss_and_grad(True, amp=True)
     assert bf16 == pytest.approx(fp32, rel=0.02)
     assert torch.nn.functional.cosine_similarity(g32, g16, dim=0) > 0.95
 
