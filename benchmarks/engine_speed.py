@@ -370,14 +370,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("targets (the issue): 10x the original's FPS with correction, 5x without; 4x its training clips/s; "
               "peak memory no higher; fast-bf16 J&F within 0.3 of fp32")
     if args.train_iters:
-        archs = sorted({s.arch for s in settings(args)})
-        size = tuple(args.size) if args.size else TRAIN_SIZE
-        precisions = (False, True) if on_cuda or "fast-bf16" in paths else (False,)
-        train = [time_training(args, arch, size, batch, amp, device)
-                 for arch in archs for batch in (1, args.train_batch) for amp in precisions]
-        print(f"\ntraining: cyclic_loss + Adam, {args.train_iters} timed iterations after one warm-up")
-        print_train_table(train, on_cuda)
+        training_rows(args, paths, device)
     return 0
+
+
+def training_rows(args: argparse.Namespace, paths: List[str], device: torch.device) -> None:
+    """Time the training step per arch, batch (1 and --train_batch) and precision; print the table."""
+    on_cuda = device.type == "cuda"
+    archs = sorted({s.arch for s in settings(args)})
+    size = tuple(args.size) if args.size else TRAIN_SIZE
+    precisions = (False, True) if on_cuda or "fast-bf16" in paths else (False,)
+    train = [time_training(args, arch, size, batch, amp, device)
+             for arch in archs for batch in (1, args.train_batch) for amp in precisions]
+    print(f"\ntraining: cyclic_loss + Adam, {args.train_iters} timed iterations after one warm-up")
+    print_train_table(train, on_cuda)
 
 
 if __name__ == "__main__":
