@@ -1,11 +1,12 @@
 """The cyclic training objective of STM-Cycle: a forward pass through the clip, then back to frame 0."""
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, List
 
 import torch
+from torch import nn
 
 from libs.engine.losses import bootstrapped_cross_entropy, iou_loss
-from libs.models.stm import STM
+from libs.models.stm import STM, QueryFeatures
 
 MODES = ("mask", "recurrent", "threshold")
 
@@ -53,13 +54,12 @@ def cyclic_loss(model: STM, frames: torch.Tensor, masks: torch.Tensor, num_objec
     K = masks.shape[2] - 1
     present = torch.arange(1, K + 1, device=masks.device)[None] <= num_objects[:, None]   # [B, K]
     first_has = masks[:, 0, 1:].flatten(2).sum(-1) > 0                                    # [B, K]
-    keys, values, queries = [], [], [model.encode_query(frames[:, 0])]
+    keys, values, queries = [], [], encode_queries(model, frames)
     memory_mask, forward, preds = masks[:, 0], [], []
     for t in range(1, T):
         k, v = model.encode_memory(frames[:, t - 1], memory_mask[:, 1:])        # [B, K, hw, C]
         keys.append(k)
         values.append(v)
-        queries.append(model.encode_query(frames[:, t]))
         logits = model.segment(queries[t], torch.cat(keys, 2), torch.cat(values, 2), (H, W), present=present,
                                sdpa=cfg.sdpa)
         out = torch.softmax(logits, dim=1)                                      # [B, K+1, H, W]
@@ -84,21 +84,35 @@ def _next_memory_mask(out: torch.Tensor, truth: torch.Tensor, present: torch.Ten
     return torch.where(use_pred, out, truth)
 
 
+def encode_queries(model: STM, frames: torch.Tensor) -> List[QueryFeatures]:
+    """Query features of every frame of the clips [B, T, 3, H, W]: one batched pass while batch norm
+    is frozen (the same numbers as frame by frame), frame by frame while it learns statistics, whose
+    batch statistics must stay per frame as in the original."""
+    B, T = frames.shape[:2]
+    if any(m.training for m in model.Encoder_Q.modules() if isinstance(m, nn.BatchNorm2d)):
+        return [model.encode_query(frames[:, t]) for t in range(T)]
+    every = model.encode_query(frames.flatten(0, 1))                           # batch index b * T + t
+    return [QueryFeatures(*(x.unflatten(0, (B, T))[:, t] for x in every)) for t in range(T)]
+
+
 def _cycle(model, frames, masks, num_objects, present, first_query, keys, values, preds, cfg) -> torch.Tensor:
-    """Sum over later frames of the loss of frame 0 segmented from that frame's memory alone: [B]."""
+    """Sum over later frames of the loss of frame 0 segmented from that frame's memory alone: [B].
+
+    All T-1 backward segmentations run as one batch (index (t-1) * B + b), the decoder having no
+    batch statistics."""
     B, T, _, H, W = frames.shape
+    n = T - 1
     last_k, last_v = model.encode_memory(frames[:, T - 1], preds[-1][:, 1:])
-    own_keys = keys[1:] + [last_k]        # memory of frames 1..T-1 built from their predictions
-    own_values = values[1:] + [last_v]
-    total = frames.new_zeros(B)
-    for t in range(T - 1, 0, -1):
-        has = masks[:, t, 1:].flatten(2).sum(-1) > 0                              # [B, K]
-        complete = ((has | ~present).all(1)).to(frames.dtype)                     # [B]
-        logits = model.segment(first_query, own_keys[t - 1], own_values[t - 1], (H, W), present=present,
-                               sdpa=cfg.sdpa)
-        back = torch.softmax(logits, dim=1)
-        total = total + complete * clip_loss(back, masks[:, 0], num_objects, has & present, cfg.loss)
-    return total
+    own_keys = torch.cat(keys[1:] + [last_k], 0)        # memory of frames 1..T-1 from their predictions
+    own_values = torch.cat(values[1:] + [last_v], 0)    # [nB, K, hw, C]
+    query = QueryFeatures(*(x.repeat(n, *[1] * (x.dim() - 1)) for x in first_query))
+    everyone = present.repeat(n, 1)                                              # [nB, K]
+    logits = model.segment(query, own_keys, own_values, (H, W), present=everyone, sdpa=cfg.sdpa)
+    back = torch.softmax(logits, dim=1)                                          # [nB, K+1, H, W]
+    has = (masks[:, 1:, 1:].flatten(3).sum(-1) > 0).transpose(0, 1).flatten(0, 1)   # [nB, K]
+    complete = (has | ~everyone).all(1).to(frames.dtype)                          # [nB]
+    loss = clip_loss(back, masks[:, 0].repeat(n, 1, 1, 1), num_objects.repeat(n), has & everyone, cfg.loss)
+    return (complete * loss).view(n, B).sum(0)
 
 
 class CyclicObjective(torch.nn.Module):
