@@ -96,15 +96,20 @@ def encode_queries(model: STM, frames: torch.Tensor) -> List[QueryFeatures]:
 
 
 def _cycle(model, frames, masks, num_objects, present, first_query, keys, values, preds, cfg) -> torch.Tensor:
-    """Sum over later frames of the loss of frame 0 segmented from that frame's memory alone: [B].
+    """Sum over later frames of the loss of frame 0 segmented from that frame's memory alone, built
+    from the network's prediction (whatever `mode` memorised going forward): [B].
 
     All T-1 backward segmentations run as one batch (index (t-1) * B + b), the decoder having no
     batch statistics."""
     B, T, _, H, W = frames.shape
     n = T - 1
-    last_k, last_v = model.encode_memory(frames[:, T - 1], preds[-1][:, 1:])
-    own_keys = torch.cat(keys[1:] + [last_k], 0)        # memory of frames 1..T-1 from their predictions
-    own_values = torch.cat(values[1:] + [last_v], 0)    # [nB, K, hw, C]
+    if cfg.mode == "recurrent":      # the forward memory of frames 1..T-2 was built from the predictions
+        memory = list(zip(keys[1:], values[1:]))
+    else:                            # it may hold ground truth: encode the predictions
+        memory = [model.encode_memory(frames[:, t], preds[t - 1][:, 1:]) for t in range(1, n)]
+    memory.append(model.encode_memory(frames[:, T - 1], preds[-1][:, 1:]))
+    own_keys = torch.cat([k for k, _ in memory], 0)     # [nB, K, hw, C_k], index (t-1) * B + b
+    own_values = torch.cat([v for _, v in memory], 0)   # [nB, K, hw, C_v]
     query = QueryFeatures(*(x.repeat(n, *[1] * (x.dim() - 1)) for x in first_query))
     everyone = present.repeat(n, 1)                                              # [nB, K]
     logits = model.segment(query, own_keys, own_values, (H, W), present=everyone, sdpa=cfg.sdpa)

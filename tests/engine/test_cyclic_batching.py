@@ -44,13 +44,14 @@ def _clips(T=4):
     return frames, masks
 
 
-@pytest.mark.parametrize("learn_bn", [False, True])
-def test_batched_cyclic_loss_equals_frame_by_frame(learn_bn):
+@pytest.mark.parametrize("learn_bn,mode", [(False, "recurrent"), (True, "recurrent"), (False, "mask"),
+                                           (False, "threshold")])
+def test_batched_cyclic_loss_equals_frame_by_frame(learn_bn, mode):
     torch.manual_seed(0)
     model = STM("resnet18", keydim=8, valdim=16).train(learn_bn)   # True: queries stay frame by frame
     frames, masks = _clips()
     num = torch.tensor([2, 1])
-    cfg = CyclicConfig(mode="recurrent")         # the cycle reuses the forward memory: predictions here
+    cfg = CyclicConfig(mode=mode, iou_threshold=0.3)   # the cycle's memory comes from predictions in every mode
     batched = cyclic_loss(model, frames, masks, num, cfg)["loss"]
     grad = torch.autograd.grad(batched, model.Decoder.pred2.weight)[0]
     reference = frame_by_frame(model, frames, masks, num, cfg)
