@@ -7,7 +7,8 @@
 Generates a SYNTHETIC training/validation set (libs.dataset.synthetic) and a STATIC set (single
 generated images with their masks), then runs the real `train.py` once per run, from random weights,
 with `max_minutes` as the budget and validation (the one inference engine, J&F-Mean) after every
-epoch, and prints the J&F curve read back from each run's train.log. Nothing is downloaded.
+epoch, and prints the J&F curve read back from each run's train.log, starting with the untrained
+weights (epoch 0, scored by test.py). Nothing is downloaded.
 """
 import argparse
 import os
@@ -21,8 +22,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import torch  # noqa: E402
+
+from libs.config import load_cfg  # noqa: E402
 from libs.dataset.synthetic import generate_video, video_seed, write_dataset  # noqa: E402
 from libs.io import davis_palette, write_image, write_indexed_png  # noqa: E402
+from libs.models import STM, save_weights  # noqa: E402
+from libs.quickstart import jf_mean  # noqa: E402
 
 # run name -> (trainset, datafreq, max_skip)
 RUNS = {"synthetic": (["SYNTHETIC"], [1], [2]),
@@ -80,7 +86,7 @@ def prepare_data(args: argparse.Namespace) -> str:
 def train_options(args: argparse.Namespace, run: str, data_root: str) -> List[str]:
     """train.py KEY VAL pairs of one run: random init, learned batch norm, validation every epoch."""
     trainset, datafreq, max_skip = RUNS[run]
-    opts = ["data_root", data_root, "checkpoint", os.path.join(args.out, run), "resume", "", "initial", "",
+    opts = ["data_root", data_root, "checkpoint", os.path.join(args.out, run), "resume", "",
             "trainset", str(trainset), "datafreq", str(datafreq), "max_skip", str(max_skip),
             "valset", "SYNTHETIC", "max_minutes", str(args.minutes), "epochs", "100000", "epoch_per_test", "1",
             "arch", "resnet18", "backbone_weights", "", "freeze_bn", "False", "learning_rate", "2e-4",
@@ -111,22 +117,39 @@ def read_curve(log_path: str) -> List[Tuple[int, float, float]]:
     return curve
 
 
+def untrained_score(opts: List[str], folder: str) -> Tuple[str, Optional[float]]:
+    """Save the run's random initial weights (so that training starts from them) and score them with
+    test.py on the validation set: (weights path, J&F-Mean)."""
+    cfg = load_cfg(os.path.join(ROOT, "config.yaml"), opts)
+    torch.manual_seed(cfg.seed)
+    os.makedirs(folder, exist_ok=True)
+    weights = os.path.join(folder, "untrained.pth")
+    save_weights(STM(cfg.arch, cfg.keydim, cfg.valdim), weights)
+    cmd = [sys.executable, "test.py", "--cfg", "config.yaml"] + opts + [
+        "initial", weights, "output_dir", os.path.join(folder, "untrained-output")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    return weights, (jf_mean(done.stdout + done.stderr) if done.returncode == 0 else None)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Generate data, train each run for --minutes, print the curves; returns the exit status."""
+    """Generate data, score and train each run for --minutes, print the curves; returns the exit status."""
     args = parse_args(argv)
     data_root = prepare_data(args)
     curves: Dict[str, List[Tuple[int, float, float]]] = {}
     for run in args.runs.split(","):
-        log_path = os.path.join(args.out, run, "train.log")
+        folder = os.path.join(args.out, run)
+        log_path = os.path.join(folder, "train.log")
         if os.path.exists(log_path):
             os.remove(log_path)                      # this run's lines only
-        cmd = [sys.executable, "train.py", "--cfg", "config.yaml"] + train_options(args, run, data_root)
+        opts = train_options(args, run, data_root)
+        weights, before = untrained_score(opts, folder)
+        cmd = [sys.executable, "train.py", "--cfg", "config.yaml"] + opts + ["initial", weights]
         print("$ python3 " + " ".join(cmd[1:]), flush=True)
         done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if done.returncode:
             print(done.stderr[-3000:], file=sys.stderr)
             return done.returncode
-        curves[run] = read_curve(log_path)
+        curves[run] = ([(0, 0.0, before)] if before is not None else []) + read_curve(log_path)
     print("\n| run | epoch | minutes | validation J&F-Mean |\n| --- | --- | --- | --- |")
     for run, curve in curves.items():
         for epoch, minutes, score in curve:

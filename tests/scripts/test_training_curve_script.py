@@ -17,10 +17,11 @@ def test_tiny_curve_has_one_row_per_validated_epoch(tmp_path):
             if re.match(r"\| (synthetic|static\+synthetic) \|", line)]
     for run in ("synthetic", "static+synthetic"):
         mine = [r for r in rows if r[0] == run]
-        assert [int(r[1]) for r in mine] == list(range(1, len(mine) + 1)) and mine
+        assert [int(r[1]) for r in mine] == list(range(len(mine))) and len(mine) >= 2   # 0: untrained
         minutes = [float(r[2]) for r in mine]
         assert minutes == sorted(minutes) and all(0 <= float(r[3]) <= 1 for r in mine)
         assert os.path.isfile(os.path.join(out, run, "latest.pth"))
+        assert os.path.isfile(os.path.join(out, run, "untrained.pth")) and float(mine[0][2]) == 0.0
     static = os.path.join(out, "data", "STATIC")
     assert sorted(os.listdir(os.path.join(static, "JPEGImages"))) == [f"static-{i:04d}.jpg" for i in range(4)]
     assert sorted(os.listdir(os.path.join(static, "Annotations"))) == [f"static-{i:04d}.png" for i in range(4)]
