@@ -15,6 +15,7 @@ from nvidia.dali.plugin.pytorch import feed_ndarray
 from libs.dataset.dali_plan import ClipPlan
 from libs.dataset.transforms import IMAGENET_MEAN, IMAGENET_STD
 from libs.errors import VOSError
+from libs.utils.dali import error_reason
 
 PARAMS = ("roi_start", "roi_end", "work_size", "matrix", "fit_size", "pad_anchor", "out_shape", "contrast", "shift")
 
@@ -83,8 +84,7 @@ def run_pipeline(pipe, plans: List[ClipPlan], frames_out: torch.Tensor, labels_o
         frames, labels = pipe.run()
     except RuntimeError as err:
         files = [s for plan in plans for s in plan.sources if s][:3]
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise VOSError(f"DALI could not build the clips of {', '.join(p.name for p in plans)} ({detail}); "
+        raise VOSError(f"DALI could not build the clips of {', '.join(p.name for p in plans)} ({error_reason(err)}); "
                        f"check their frames{' (e.g. ' + ', '.join(files) + ')' if files else ''} or use "
                        "data_backend PIL") from err
     stream = torch.cuda.current_stream(frames_out.device) if frames_out.is_cuda else None

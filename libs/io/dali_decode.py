@@ -12,7 +12,6 @@ Importing this module does not import DALI.
     for rgb in FrameSource("clip.mp4").frames(decoder): ...
 """
 import logging
-import re
 from typing import Any, Dict, Iterator, List, Optional
 
 import cv2
@@ -22,7 +21,7 @@ import torch
 from libs.errors import VOSError
 from libs.io.images import read_frame
 from libs.io.video import read_video_frames
-from libs.utils.dali import require_dali
+from libs.utils.dali import error_reason, require_dali
 
 log = logging.getLogger(__name__)
 CPU_VIDEO_CODECS = {"MJPG": "MJPEG", "VP80": "VP8", "VP90": "VP9"}       # OpenCV FOURCC -> codec
@@ -52,14 +51,6 @@ def _file_bytes(path: str) -> np.ndarray:
         return np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise VOSError(f"cannot read {path} ({err.strerror or err}); check the file") from None
-
-
-def _reason(err: Exception) -> str:
-    """The cause in a DALI error (the first line after 'encountered:'), without the pipeline boilerplate."""
-    text = str(err).split("encountered:", 1)[-1]
-    lines = [line.strip() for line in text.splitlines()
-             if line.strip() and not line.strip().startswith(("C++ context", "Current pipeline", "Critical error"))]
-    return re.sub(r'^Assert on ".*?" failed: ', "", lines[0]) if lines else type(err).__name__
 
 
 def video_codec(path: str) -> str:
@@ -117,7 +108,7 @@ class DaliDecoder:
             except RuntimeError as err:
                 self.pipes.pop("image", None)             # a pipeline that failed cannot run again
                 log.warning("DALI cannot decode one of %s .. %s (%s); decoding from %s on with PIL", group[0],
-                            group[-1], _reason(err), group[0])
+                            group[-1], error_reason(err), group[0])
                 yield from (read_frame(p) for p in paths[start:])
                 return
             yield from frames
@@ -133,7 +124,7 @@ class DaliDecoder:
                     pipe.feed_input("encoded", [encoded])
                 (frames,) = self._outputs(pipe)                # [F, H, W, 3], F <= chunk
             except RuntimeError as err:
-                why = f"DALI cannot decode it ({_reason(err)})"
+                why = f"DALI cannot decode it ({error_reason(err)})"
                 break
             yield from frames[:count - start]
             start = min(count, start + len(frames))
