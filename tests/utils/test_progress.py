@@ -1,0 +1,32 @@
+"""Progress output: lines (not redraws) when the stream is not a terminal."""
+import io
+
+from libs.utils.progress import LineProgress, progress
+
+
+def test_not_a_terminal_gives_plain_lines():
+    stream = io.StringIO()
+    bar = progress(10, "epoch 1/2", unit="it", stream=stream, every_s=0.0)
+    assert isinstance(bar, LineProgress)
+    bar.set_postfix(loss="0.5000")
+    bar.update(3)
+    bar.update(7)
+    bar.close()
+    bar.close()                                   # closing twice prints once
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("epoch 1/2: 3/10 it (") and lines[0].endswith("loss=0.5000")
+    assert lines[-1].startswith("epoch 1/2: 10/10 it (")
+    assert len(lines) == 3 and "\r" not in stream.getvalue()
+
+
+def test_lines_are_rate_limited_and_can_be_disabled():
+    stream = io.StringIO()
+    with progress(100, "video", unit="frame", initial=5, stream=stream, every_s=3600.0) as bar:
+        for _ in range(95):
+            bar.update(1)
+    assert stream.getvalue().splitlines() == [stream.getvalue().splitlines()[0]]
+    assert stream.getvalue().startswith("video: 100/100 frame")
+    quiet = io.StringIO()
+    with progress(3, "x", enabled=False, stream=quiet, every_s=0.0) as bar:
+        bar.update(3)
+    assert quiet.getvalue() == ""
