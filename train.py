@@ -1,7 +1,7 @@
 """Train STM-Cycle with the cyclic loss.
 
-    python3 train.py --cfg config.yaml [KEY VAL ...]
-    torchrun --nproc_per_node N train.py --cfg config.yaml [KEY VAL ...]
+    .venv/bin/python train.py --cfg config.yaml [KEY VAL ...]
+    .venv/bin/torchrun --nproc_per_node N train.py --cfg config.yaml [KEY VAL ...]
 """
 import logging
 import os
@@ -16,14 +16,26 @@ from libs.engine.cyclic import CyclicConfig, CyclicObjective
 from libs.engine.trainer import Trainer, TrainSettings, latest_checkpoint
 from libs.io.paths import atomic_path
 from libs.models import build_model
+from libs.runner import check_writable, validate
 from libs.utils.cli import parse_cfg, run_main
 from libs.utils.device import resolve_device
 from libs.utils.dist import init_distributed, shutdown
-from libs.utils.evaluate import validate
 from libs.utils.logging import setup_logging
-from libs.utils.results import check_writable
 
 log = logging.getLogger("train")
+EXAMPLES = """\
+  .venv/bin/python train.py --cfg config.yaml data_root /data initial stm_cycle_r50.pth
+  .venv/bin/python train.py --cfg config.yaml resume auto          # continue from <checkpoint>/latest.pth
+  .venv/bin/python train.py --cfg configs/quickstart.yaml gpu_id -1    # generated data, no download
+  .venv/bin/torchrun --nproc_per_node 4 train.py --cfg config.yaml data_root /data"""
+KEYS = (("data_root", "folder holding the data set folders (see DATASET.md)"),
+        ("trainset / datafreq", "training sets and how often each is repeated, e.g. \"['DAVIS17', 'VOS']\" \"[5, 1]\""),
+        ("valset", "data set validated every epoch_per_test epochs"),
+        ("checkpoint", "folder for checkpoints, train.log, TensorBoard logs"),
+        ("initial / resume", "weights to start from / a checkpoint to continue (auto: the latest)"),
+        ("arch keydim valdim", "model shape (taken from the checkpoint when it stores them)"),
+        ("epochs train_batch learning_rate", "schedule"),
+        ("gpu_id", "CUDA device, -1 for the CPU"))
 
 
 def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -39,7 +51,8 @@ def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
 
 def main() -> None:
     """Build data, model and optimizer from the config; resume if asked; train; validate."""
-    cfg = parse_cfg("Train STM-Cycle (cyclic loss) on the config's training sets.")
+    cfg = parse_cfg("Train STM-Cycle (cyclic loss) on the config's training sets.", examples=EXAMPLES, keys=KEYS,
+                    training=True)
     if cfg.data_backend == "DALI":
         require_dali()     # one clear error line before any work when DALI is not installed
     device = resolve_device(cfg.gpu_id)
@@ -47,7 +60,7 @@ def main() -> None:
     if device.type == "cuda":
         device = torch.device(f"cuda:{dist.local_rank}") if dist.distributed else device
     if dist.is_main:
-        check_writable(cfg.checkpoint)
+        check_writable(cfg.checkpoint, "checkpoint")
         setup_logging(os.path.join(cfg.checkpoint, "train.log"))
         with atomic_path(os.path.join(cfg.checkpoint, "config.yaml")) as tmp, open(tmp, "w") as f:
             f.write(cfg.dump())

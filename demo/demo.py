@@ -1,6 +1,6 @@
 """Segment your own video from the mask of its first frame.
 
-    python3 demo/demo.py --cfg demo/demo.yaml [video_path my.mp4 mask_path first.png initial model.pth]
+    .venv/bin/python demo/demo.py --cfg demo/demo.yaml [video_path my.mp4 mask_path first.png initial model.pth]
 
 Writes indexed PNGs, overlay JPEGs and an mp4 of the overlay into {output_dir}/{video name}/.
 """
@@ -15,12 +15,25 @@ from libs.errors import VOSError  # noqa: E402
 from libs.io import FrameSource, load_first_mask, overlay, read_frame, safe_join, write_image, write_video  # noqa: E402
 from libs.io.dali_decode import build_frame_decoder  # noqa: E402
 from libs.models import build_model  # noqa: E402
+from libs.runner import ResultWriter, check_writable, segment_and_write  # noqa: E402
 from libs.utils.cli import parse_cfg, run_main  # noqa: E402
 from libs.utils.device import resolve_device  # noqa: E402
 from libs.utils.logging import setup_logging  # noqa: E402
-from libs.utils.results import ResultWriter, check_writable, segment_and_write  # noqa: E402
 
 log = logging.getLogger("demo")
+EXAMPLES = """\
+  .venv/bin/python demo/demo.py --cfg demo/demo.yaml initial quickstart/checkpoint/epoch-0006.pth
+      the bundled sample with the weights `make quickstart` trained
+  .venv/bin/python demo/demo.py --cfg demo/demo.yaml video_path my.mp4 mask_path first.png initial model.pth
+  .venv/bin/python demo/demo.py --cfg demo/demo.yaml video_path frames/ mask_path frames_mask.png \\
+      initial stm_cycle_r50.pth arch resnet50 gpu_id -1"""
+KEYS = (("video_path", "a folder of frames or a video file (.mp4, .avi, .mov, ...)"),
+        ("mask_path", "the first frame's mask PNG (ids 1, 2, ... on a 0 background)"),
+        ("initial", "trained weights (train.py checkpoints also set arch/keydim/valdim)"),
+        ("arch keydim valdim", "model shape of a released checkpoint (resnet50 128 512 for R50)"),
+        ("output_dir", "results go to <output_dir>/<video name>/"),
+        ("loop", "test-time correction iterations (0 = off, faster)"),
+        ("gpu_id", "CUDA device, -1 for the CPU"))
 
 
 def video_name(path: str) -> str:
@@ -39,7 +52,8 @@ def warn_untrained() -> None:
 
 def main() -> None:
     """Segment `video_path` from `mask_path` and write masks, overlays and an overlay video."""
-    cfg = parse_cfg("Segment a video (folder of frames or video file) from its first frame's mask.")
+    cfg = parse_cfg("Segment a video (folder of frames or video file) from its first frame's mask.",
+                    examples=EXAMPLES, keys=KEYS)
     setup_logging()
     if not cfg.video_path or not cfg.mask_path:
         raise VOSError("set video_path (a folder of frames or a video file) and mask_path (the first "
@@ -58,7 +72,7 @@ def main() -> None:
     device = resolve_device(cfg.gpu_id)
     decoder = build_frame_decoder(cfg.data_backend, device)
     out = safe_join(cfg.output_dir, video_name(cfg.video_path))
-    check_writable(out)
+    check_writable(out, "output_dir")
     if not cfg.initial:
         warn_untrained()
     model = build_model(cfg).to(device).eval()

@@ -2,7 +2,7 @@
 import ast
 import difflib
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import yaml
 from yacs.config import CfgNode
@@ -31,14 +31,19 @@ def get_cfg() -> CfgNode:
     return defaults()
 
 
-def load_cfg(cfg_file: Optional[str] = None, opts: Optional[List[str]] = None) -> CfgNode:
-    """Defaults, then `cfg_file`, then `opts` (`KEY VAL` pairs); validated and frozen."""
+def load_cfg(cfg_file: Optional[str] = None, opts: Optional[List[str]] = None,
+             adjust: Optional[Callable[[CfgNode], None]] = None) -> CfgNode:
+    """Defaults, then `cfg_file`, then `opts` (`KEY VAL` pairs); validated, then `adjust`ed (e.g. model
+    keys taken from a checkpoint) and validated again; frozen."""
     cfg = get_cfg()
     if cfg_file:
         merge_file(cfg, cfg_file)
     if opts:
         merge_opts(cfg, opts)
     validate(cfg)
+    if adjust is not None:
+        adjust(cfg)
+        validate(cfg)
     cfg.freeze()
     return cfg
 
@@ -51,11 +56,18 @@ def merge_file(cfg: CfgNode, path: str) -> None:
         with open(path) as f:
             data = yaml.safe_load(f) or {}
     except yaml.YAMLError as err:
-        raise VOSError(f"config file {path!r} is not valid YAML: {err}".splitlines()[0]) from None
+        raise VOSError(f"config file {path!r} is not valid YAML: {_yaml_problem(err)}") from None
     if not isinstance(data, dict):
         raise VOSError(f"config file {path!r} must hold `key: value` lines at the top level")
     for key, value in data.items():
         _set(cfg, str(key), value, f"in {path}")
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """'line 3, column 7: mapping values are not allowed here' from a YAML error."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
 
 
 def merge_opts(cfg: CfgNode, opts: List[str]) -> None:

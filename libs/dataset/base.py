@@ -1,6 +1,12 @@
-"""What every data set reader returns: a list of videos, each a list of frame files and mask files."""
+"""What every evaluation data set provides: its videos, where their ground truth is, how results are laid
+out and which scorer applies (the contract test.py, validation and the runner rely on)."""
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Protocol, runtime_checkable
+
+SCORE_DAVIS = "davis"        # DAVIS-style J&F against a folder of ground-truth PNGs per video
+SCORE_YOUTUBE = "youtube"    # results packed as the YouTube-VOS server's zip (scored by the server)
+SCORE_NONE = "none"          # no ground truth: masks are written, nothing is scored
+SCORERS = (SCORE_DAVIS, SCORE_YOUTUBE, SCORE_NONE)
 
 
 @dataclass(frozen=True)
@@ -16,3 +22,37 @@ class Video:
 
     def __len__(self) -> int:
         return len(self.frames)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How the results of an evaluation set are scored once its masks are written."""
+
+    scorer: str = SCORE_NONE                                  # one of SCORERS
+    ground_truth: Dict[str, str] = field(default_factory=dict)  # davis: video name -> folder of its GT PNGs
+    merge_objects: bool = False     # davis: one merged foreground per video (the DAVIS 2016 rules)
+    meta_path: str = ""             # youtube: the split's meta.json
+    frames_root: str = ""           # youtube: folder of the split's frame folders (checks the layout)
+
+    def __post_init__(self) -> None:
+        if self.scorer not in SCORERS:
+            raise ValueError(f"scorer must be one of {', '.join(SCORERS)}; got {self.scorer!r}")
+
+
+@runtime_checkable
+class EvaluationSet(Protocol):
+    """An evaluation data set: `test.py`, the demo's runner and validation use only these members.
+
+    `results_subdir` is the folder under the output root that receives one folder of masks per video
+    ('' for DAVIS-style sets, 'Annotations' for the YouTube-VOS zip layout).
+    """
+
+    root: str                   # data set folder (named in logs)
+    split: str                  # split read ('val', 'train', ...): names the score files
+    videos: List[Video]
+    merge_objects: bool         # True: all objects become one foreground (given masks and scoring)
+    results_subdir: str
+
+    def scoring(self) -> Scoring:
+        """Which scorer applies and what it needs."""
+        ...

@@ -4,17 +4,26 @@ import os
 from yacs.config import CfgNode
 
 import libs.dataset  # noqa: F401  (registers the built-in readers)
+from libs.dataset.base import EvaluationSet
 from libs.dataset.registry import get_dataset_class
 from libs.dataset.sampler import ClipSampler
 from libs.dataset.static import StaticClipSynth, StaticImages
 from libs.dataset.training import StaticClipDataset, TrainClipDataset, build_mixed_dataset
 from libs.dataset.transforms import build_train_transforms
+from libs.errors import VOSError
 
 
-def build_eval_dataset(cfg: CfgNode):
-    """The reader of `valset` / `valsplit` under `data_root`."""
+def build_eval_dataset(cfg: CfgNode) -> EvaluationSet:
+    """The reader of `valset` / `valsplit` under `data_root`; it must implement the evaluation-set contract."""
     cls = get_dataset_class(cfg.valset)
-    return cls(os.path.join(cfg.data_root, cls.subdir), cfg.valsplit)
+    dataset = cls(os.path.join(cfg.data_root, cls.subdir), cfg.valsplit)
+    if not isinstance(dataset, EvaluationSet):
+        missing = [m for m in ("root", "split", "videos", "merge_objects", "results_subdir", "scoring")
+                   if not hasattr(dataset, m)]
+        raise VOSError(f"data set {cfg.valset!r} ({cls.__name__}) cannot be evaluated: it lacks "
+                       f"{', '.join(missing)} (see EvaluationSet in libs/dataset/base.py, or subclass "
+                       "FolderReader)")
+    return dataset
 
 
 def build_train_dataset(cfg: CfgNode):

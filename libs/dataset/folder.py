@@ -4,7 +4,7 @@ from typing import Dict, List, Optional
 
 from PIL import Image
 
-from libs.dataset.base import Video
+from libs.dataset.base import SCORE_DAVIS, Scoring, Video
 from libs.dataset.registry import register_dataset
 from libs.errors import VOSError
 from libs.io.images import full_palette
@@ -14,13 +14,15 @@ from libs.io.paths import list_images
 class FolderReader:
     """Base reader: lists a split's videos and builds a `Video` from each frame and annotation folder.
 
+    Implements the evaluation-set contract (libs.dataset.base.EvaluationSet): a set whose every frame
+    has an annotation PNG is scored with DAVIS-style J&F against its annotation folders.
     Subclasses say where things are (`frame_dir`, `mask_dir`, `video_names`, `expected_tree`) and which
     annotations are given at test time (`given_masks`).
     """
 
     subdir = ""                 # folder of this data set under the configuration's data_root
-    merge_objects = False       # True: the caller merges all objects into one foreground (DAVIS 2016)
-    year: Optional[str] = None
+    merge_objects = False       # True: all objects are merged into one foreground (DAVIS 2016)
+    results_subdir = ""         # results go to <output root>/<video>/
 
     def __init__(self, root: str, split: str = "val") -> None:
         self.root = os.path.abspath(root)
@@ -92,6 +94,12 @@ class FolderReader:
     def full_ground_truth(self) -> bool:
         """True when every frame of every video has an annotation."""
         return all(len(v.annotations) == len(v) for v in self.videos)
+
+    def scoring(self) -> Scoring:
+        """DAVIS-style J&F against each video's annotation folder when every frame is annotated, else none."""
+        if not self.has_full_gt:
+            return Scoring()
+        return Scoring(SCORE_DAVIS, {v.name: self.mask_dir(v.name) for v in self.videos}, self.merge_objects)
 
     def given_masks(self, name: str, annotations: Dict[int, str]) -> Dict[int, str]:
         """Masks given at test time: the earliest annotation of the video."""

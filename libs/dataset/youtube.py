@@ -2,6 +2,7 @@
 import os
 from typing import Dict, List
 
+from libs.dataset.base import SCORE_YOUTUBE, Scoring
 from libs.dataset.folder import FolderReader
 from libs.dataset.registry import register_dataset
 from libs.errors import VOSError
@@ -22,6 +23,18 @@ class VOS(FolderReader):
         meta = os.path.join(self.split_dir, "meta.json")
         self.meta_path = meta if os.path.isfile(meta) else None   # None when the split has no meta.json
         super().__init__(root, split)
+
+    @property
+    def results_subdir(self) -> str:
+        """'Annotations' when results are packed for the server (its zip layout), else ''."""
+        return "Annotations" if self.scoring().scorer == SCORE_YOUTUBE else ""
+
+    def scoring(self) -> Scoring:
+        """valid/test with a meta.json: packed for the server; otherwise as a folder set."""
+        if self.evaluation_split and self.meta_path:
+            return Scoring(SCORE_YOUTUBE, meta_path=self.meta_path,
+                           frames_root=os.path.join(self.split_dir, "JPEGImages"))
+        return super().scoring()
 
     @property
     def evaluation_split(self) -> bool:

@@ -2,7 +2,8 @@
 
 Facts reproduced from the official davis2017-evaluation package:
 - sequences come from ROOT/ImageSets/<year>/<set>.txt (duplicates once, in first-seen order);
-- the frames are the sorted GT PNGs of ROOT/Annotations/480p/<seq>; the first and the last are
+- the frames are the sorted GT PNGs of ROOT/Annotations/480p/<seq> (or of any folder per sequence
+  passed as `ground_truth`, e.g. a custom data set's annotations); the first and the last are
   not scored;
 - 2017: GT label 255 (void) counts as background and is NOT excluded from J or F in the
   semi-supervised task; the object count is the largest id of the first GT frame (ids above it in
@@ -18,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -45,10 +46,13 @@ class SequenceTask:
 
 def evaluate_davis(davis_path: str, results_path: str, set_name: str = "val", year: int = 2017,
                    sequences: Optional[List[str]] = None, workers: int = 1,
-                   device: str = "cpu", bound_th: float = BOUND_TH) -> DavisResults:
+                   device: str = "cpu", bound_th: float = BOUND_TH,
+                   ground_truth: Optional[Dict[str, str]] = None) -> DavisResults:
     """Score results_path/<seq>/<frame>.png against DAVIS; VOSError for every input problem.
 
     set_name: ImageSets/<year>/<set_name>.txt lists the sequences (unless `sequences` is given);
+    ground_truth: sequence name -> folder of its GT PNGs, for any data set layout (then `davis_path`,
+    `sequences` and the image set are not used); by default davis_path/Annotations/480p/<seq>;
     workers > 1 scores sequences in that many processes (spawned: call it under
     `if __name__ == "__main__"`); device 'cuda' / 'auto' scores with torch on a GPU.
     The result holds per-frame J/F (`.sequences`), `.per_object` rows and `.global_row`.
@@ -59,8 +63,10 @@ def evaluate_davis(davis_path: str, results_path: str, set_name: str = "val", ye
         raise VOSError(f"--year must be 2016 or 2017, got {year}")
     if workers < 1:
         raise VOSError(f"--workers must be at least 1, got {workers}")
-    names = sequences if sequences else read_image_set(davis_path, set_name, year)
-    tasks = build_tasks(davis_path, results_path, names, year, bound_th)
+    if ground_truth is None:
+        names = sequences if sequences else read_image_set(davis_path, set_name, year)
+        ground_truth = {name: os.path.join(davis_path, "Annotations", RESOLUTION, name) for name in names}
+    tasks = build_tasks(ground_truth, results_path, year, bound_th)
     keep_freed_memory()
     if resolve_device(device) == "cuda":
         from libs.evaluation.metrics_torch import evaluate_sequence_torch
@@ -90,28 +96,28 @@ def read_image_set(davis_path: str, set_name: str, year: int) -> List[str]:
     return names
 
 
-def build_tasks(davis_path: str, results_path: str, names: Sequence[str], year: int,
+def build_tasks(ground_truth: Dict[str, str], results_path: str, year: int,
                 bound_th: float) -> List[SequenceTask]:
-    """Check that GT and results exist for every scored frame, then describe one task per sequence."""
-    gt_frames = {name: _gt_frames(davis_path, name) for name in names}
+    """Check that GT and results exist for every scored frame, then describe one task per sequence
+    (`ground_truth`: sequence name -> folder of its GT PNGs)."""
+    names = list(ground_truth)
+    gt_frames = {name: _gt_frames(gt_dir, name) for name, gt_dir in ground_truth.items()}
     if not os.path.isdir(results_path):
         raise VOSError(f"--results_path {results_path} is not a folder")
     if not any(os.path.isdir(os.path.join(results_path, n)) for n in names):
-        shown = ", ".join(list(names)[:3]) + (", ..." if len(names) > 3 else "")
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         raise VOSError(f"--results_path {results_path} holds none of the {len(names)} sequences to "
                        f"evaluate ({shown}); it must contain one folder of PNGs per sequence")
     tasks = []
-    for name in names:
-        gt_dir = os.path.join(davis_path, "Annotations", RESOLUTION, name)
+    for name, gt_dir in ground_truth.items():
         result_dir = os.path.join(results_path, name)
         _check_results_present(name, result_dir, gt_frames[name][1:-1])
         tasks.append(SequenceTask(name, gt_dir, result_dir, tuple(gt_frames[name]), year, bound_th))
     return tasks
 
 
-def _gt_frames(davis_path: str, name: str) -> List[str]:
+def _gt_frames(gt_dir: str, name: str) -> List[str]:
     """Sorted GT frame stems of a sequence; VOSError if absent or shorter than 3 frames."""
-    gt_dir = os.path.join(davis_path, "Annotations", RESOLUTION, name)
     frames = list_pngs(gt_dir)
     if frames is None:
         raise VOSError(f"no ground truth for sequence {name!r}: {gt_dir} is not a folder")

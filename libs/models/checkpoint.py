@@ -4,11 +4,13 @@ import pickle
 from typing import Any, Dict, Optional
 
 import torch
+import yaml
 from torch import nn
 
 from libs.errors import VOSError
 from libs.io.paths import atomic_path
 
+MODEL_KEYS = ("arch", "keydim", "valdim")     # config keys that decide the shapes of the weights
 # number of blocks in res4 (ResNet layer3) and channels entering the key projection, per arch
 _ARCH_SIGNATURE = {("resnet18", 2, 256), ("resnet34", 6, 256), ("resnet50", 6, 1024), ("resnet101", 23, 1024)}
 
@@ -21,18 +23,49 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "global" not in str(err).lower():
-            raise VOSError(f"cannot read checkpoint {path!r}: not a PyTorch weights file "
-                           "(truncated or corrupt?)") from None
+            raise _not_a_checkpoint(path) from None
         found = [line.strip() for line in str(err).splitlines() if "global" in line.lower()]
         first = found[0] if found else "unsupported content"
         raise VOSError(f"refused to load {path!r}: it is not a plain weights file and loading it would run "
                        f"code ({first[:200]}). Re-save it as {{'state_dict': model.state_dict()}}") from None
-    except Exception as err:
-        raise VOSError(f"cannot read checkpoint {path!r}: {type(err).__name__}: {err}".splitlines()[0]) from None
+    except OSError as err:
+        raise VOSError(f"cannot read checkpoint {path!r}: {err.strerror or 'read error'}") from None
+    except Exception:   # torch.load fails with many exception types on a file that is not a checkpoint
+        raise _not_a_checkpoint(path) from None
     if not isinstance(data, dict):
         raise VOSError(f"checkpoint {path!r} holds a {type(data).__name__}, expected a dict of tensors "
                        "or {'state_dict': ...}")
     return data
+
+
+def _not_a_checkpoint(path: str) -> VOSError:
+    """The error for a file torch cannot read as a checkpoint."""
+    return VOSError(f"cannot read checkpoint {path!r}: it is not a PyTorch weights file (truncated, corrupt, "
+                    "or another kind of file); pass a .pth saved by train.py or a released STM-Cycle checkpoint")
+
+
+def stored_model_config(data: Dict[str, Any]) -> Dict[str, Any]:
+    """arch / keydim / valdim of the config a train.py checkpoint stores (its 'config' YAML); {} if none."""
+    text = data.get("config")
+    if not isinstance(text, str):
+        return {}
+    try:
+        stored = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {}
+    return {k: stored[k] for k in MODEL_KEYS if k in stored} if isinstance(stored, dict) else {}
+
+
+def shape_config(state: Dict[str, torch.Tensor]) -> Dict[str, Any]:
+    """arch / keydim / valdim that a released-layout state dict was built with (those that can be told)."""
+    found: Dict[str, Any] = {}
+    arch = guess_arch(state)
+    if arch:
+        found["arch"] = arch
+    for key, name in (("KV_M_r4.Key.weight", "keydim"), ("KV_M_r4.Value.weight", "valdim")):
+        if key in state and state[key].dim() == 4:
+            found[name] = int(state[key].shape[0])          # [dim, C, 3, 3]
+    return found
 
 
 def extract_state_dict(data: Dict[str, Any]) -> Dict[str, torch.Tensor]:
@@ -81,12 +114,18 @@ def apply_weights(model: nn.Module, data: Dict[str, Any], path: str) -> None:
 
 def _mismatch_message(path: str, model: nn.Module, state: Dict[str, torch.Tensor],
                       missing: list, unexpected: list, shapes: list) -> str:
-    """One readable error for a checkpoint that does not fit the model."""
-    arch = guess_arch(state)
-    model_arch = getattr(model, "arch", "?")
-    parts = [f"checkpoint {path!r} does not fit the {model_arch} model"]
-    if arch and arch != model_arch:
-        parts.append(f"it was built with arch {arch}: pass `arch {arch}`")
+    """One readable error for a checkpoint that does not fit the model: first the config values that
+    would fit (read from the weights' shapes), then the keys."""
+    fits = shape_config(state)
+    model_values = {"arch": getattr(model, "arch", None), "keydim": getattr(model, "keydim", None),
+                    "valdim": getattr(model, "valdim", None)}
+    differ = {k: v for k, v in fits.items() if model_values.get(k) is not None and model_values[k] != v}
+    parts = [f"checkpoint {path!r} does not fit the {model_values['arch'] or '?'} model"]
+    if differ:
+        told = ", ".join(f"{k} {v}" for k, v in differ.items())
+        passed = " ".join(f"{k} {v}" for k, v in differ.items())
+        lead = "it was built with" if "arch" in differ else "this checkpoint has"
+        parts.append(f"{lead} {told}: pass `{passed}`")
     for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
         if keys:
             more = f" ... and {len(keys) - 8} more" if len(keys) > 8 else ""

@@ -9,7 +9,6 @@ from typing import Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from libs.engine.inference import InferenceEngine, segment_video
 from libs.engine.preprocess import Letterbox
@@ -18,6 +17,7 @@ from libs.dataset.base import Video
 from libs.io import (davis_palette, heatmap_overlay, overlay, read_frame, read_mask, safe_join, write_image,
                      write_indexed_png)
 from libs.io.dali_decode import DaliDecoder
+from libs.utils.progress import progress
 
 log = logging.getLogger(__name__)
 FORMATS = ("index", "segmentation", "heatmap", "mask")
@@ -37,8 +37,8 @@ class VideoStats:
         return self.frames / max(self.seconds, 1e-9)
 
 
-def check_writable(folder: str) -> None:
-    """Create `folder` or raise a VOSError saying it cannot be written."""
+def check_writable(folder: str, key: str = "output_dir") -> None:
+    """Create `folder` or raise a VOSError saying it cannot be written and which config `key` to change."""
     try:
         os.makedirs(folder, exist_ok=True)
         probe = os.path.join(folder, ".write-test")
@@ -46,7 +46,7 @@ def check_writable(folder: str) -> None:
             pass
         os.remove(probe)
     except OSError as err:
-        raise VOSError(f"output folder {folder!r} is not writable ({err.strerror}); set output_dir to a "
+        raise VOSError(f"folder {folder!r} is not writable ({err.strerror}); set `{key}` to a "
                        "folder you can write") from None
 
 
@@ -81,8 +81,7 @@ def segment_and_write(engine: InferenceEngine, frames: Iterable[np.ndarray], nam
     thread); `extra(t, rgb, labels)` is called per written frame (e.g. the demo's overlay video)."""
     start, done = time.perf_counter(), 0
     cache: Dict[int, np.ndarray] = {}
-    with tqdm(total=len(names), desc=title, unit="frame", leave=False, dynamic_ncols=True) as bar, \
-            ThreadPoolExecutor(max_workers=1) as pool:
+    with progress(len(names), title, unit="frame") as bar, ThreadPoolExecutor(max_workers=1) as pool:
         pending: Deque[Future] = deque()
         for t, probs in segment_video(engine, letterbox, _keep(frames, cache), given, device):
             rgb = cache.pop(t)
