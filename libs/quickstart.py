@@ -6,6 +6,7 @@ it exercises everything a user would, offline, in minutes on a CPU.
 import argparse
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -21,15 +22,31 @@ from libs.utils.device import cpu_has_bf16
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def python_path() -> str:
+    """This interpreter as a user would type it from the repository root ('.venv/bin/python' under make)."""
+    inside = os.path.abspath(sys.executable).startswith(ROOT + os.sep)
+    return os.path.relpath(os.path.abspath(sys.executable), ROOT) if inside else sys.executable
+
+
+def command_line(args: List[str]) -> str:
+    """A command line that pastes into a shell at the repository root (empty values quoted: `resume ''`)."""
+    return shlex.join([python_path()] + [rel(a) for a in args])
+
+
+def rel(arg: str) -> str:
+    """Paths under the repository written relative to it; anything else unchanged."""
+    return os.path.relpath(arg, ROOT) if os.path.isabs(arg) and arg.startswith(ROOT + os.sep) else arg
+
+
 def run(args: List[str]) -> str:
-    """Run a script of the repository, echo its output, return it; stop on failure."""
-    print("$ python3 " + " ".join(args), flush=True)
+    """Run a script of the repository, echo its command line and output, return the output; stop on failure."""
+    print("$ " + command_line(args), flush=True)
     proc = subprocess.run([sys.executable] + args, cwd=ROOT, text=True, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT)
     lines = [ln for ln in proc.stdout.splitlines() if "\r" not in ln and "frame/s" not in ln]
     print("\n".join(lines), flush=True)
     if proc.returncode:
-        raise SystemExit(f"quickstart: step failed (exit {proc.returncode}): python3 {' '.join(args)}")
+        raise SystemExit(f"quickstart: step failed (exit {proc.returncode}): {command_line(args)}")
     return proc.stdout
 
 
@@ -77,7 +94,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                               "output_dir", f"{out}/overlays"])
     print(f"\nquickstart done in {time.time() - start:.0f} s")
     print(f"J&F-Mean on synthetic val: untrained {before:.3f} -> trained {after:.3f}")
-    print(f"masks: {cfg.output_dir}/SYNTHETIC, overlays: {out}/overlays/SYNTHETIC, weights: {trained}")
+    print(f"masks: {rel(cfg.output_dir)}/SYNTHETIC, overlays: {rel(out)}/overlays/SYNTHETIC, weights: {rel(trained)}")
+    print("segment the bundled sample video with these weights:")
+    print("  " + command_line(["demo/demo.py", "--cfg", "demo/demo.yaml", "initial", trained]))
 
 
 if __name__ == "__main__":
