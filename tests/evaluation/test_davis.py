@@ -200,3 +200,18 @@ def test_device_choice_without_cuda(good_folder):
     with pytest.raises(VOSError, match="--device must be cpu, cuda or auto"):
         evaluate_davis(davis, res, device="tpu")
     assert evaluate_davis(davis, res, device="auto").global_row["J&F-Mean"] == 1.0  # runs on the CPU
+
+
+def test_ground_truth_folders_of_any_layout_give_the_official_numbers(tmp_path):
+    """The same GT moved to <root>/<seq>/ and passed per sequence: identical scores; a missing folder
+    is named."""
+    davis, res = str(tmp_path / "davis"), str(tmp_path / "res")
+    names = write_davis_like(davis, res, n_sequences=2, n_frames=5, size=SHAPE, seed=9)
+    official = evaluate_davis(davis, res)
+    moved = tmp_path / "elsewhere"
+    os.rename(os.path.join(davis, "Annotations", "480p"), moved)
+    folders = {name: str(moved / name) for name in names}
+    ours = evaluate_davis("unused", res, ground_truth=folders)
+    assert ours.per_object == official.per_object and ours.global_row == official.global_row
+    with pytest.raises(VOSError, match="no ground truth for sequence 'x'.*nowhere is not a folder"):
+        evaluate_davis("unused", res, ground_truth={"x": str(tmp_path / "nowhere")})

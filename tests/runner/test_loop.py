@@ -1,0 +1,96 @@
+"""Tests of libs/runner: the per-video loop over any evaluation set, scoring through the contract,
+validation that goes on past a bad video."""
+import logging
+import os
+from typing import List
+
+import torch
+
+import libs.dataset  # noqa: F401  (registers the readers)
+from libs.config import load_cfg
+from libs.dataset.base import SCORE_DAVIS, SCORE_YOUTUBE, Scoring, Video
+from libs.dataset.davis import SyntheticDataset
+from libs.dataset.synthetic import write_dataset
+from libs.engine import build_engine
+from libs.models import STM
+from libs.runner import run_and_score, score_results, validate
+
+TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48]", "loop", "0", "gpu_id", "-1"]
+CPU = torch.device("cpu")
+
+
+class PlainSet:
+    """An evaluation set that is no FolderReader: videos from a DAVIS layout, ground truth elsewhere."""
+
+    merge_objects = False
+    results_subdir = "masks"
+
+    def __init__(self, root: str, gt_root: str):
+        self.root, self.split = root, "mine"
+        self.videos: List[Video] = SyntheticDataset(root, "val").videos
+        self.gt_root = gt_root
+
+    def scoring(self) -> Scoring:
+        """J&F against gt_root/<video>."""
+        return Scoring(SCORE_DAVIS, {v.name: os.path.join(self.gt_root, v.name) for v in self.videos})
+
+
+def _tiny(seed=0):
+    torch.manual_seed(seed)
+    return STM("resnet18", 8, 16).eval()
+
+
+def _data(tmp_path, videos=2):
+    root = str(tmp_path / "SYNTHETIC")
+    write_dataset(root, videos, 4, (40, 64), seed=3)
+    return root
+
+
+def test_a_set_implementing_the_contract_is_segmented_and_scored_against_its_folders(tmp_path):
+    root = _data(tmp_path)
+    dataset = PlainSet(root, os.path.join(root, "Annotations", "480p"))
+    cfg = load_cfg(None, TINY)
+    report = run_and_score(build_engine(cfg, _tiny()), dataset, str(tmp_path / "out"), cfg.input_size, "index", CPU)
+    assert report.done == ["synth-val-000", "synth-val-001"] and report.failed == {} and report.frames == 8
+    assert sorted(os.listdir(tmp_path / "out" / "masks" / "synth-val-001")) == [f"{t:05d}.png" for t in range(4)]
+    assert os.path.isfile(tmp_path / "out" / "masks" / "global_results-mine.csv")
+    assert 0.0 <= report.score <= 1.0
+
+
+def test_a_failing_video_is_reported_and_left_out_of_the_score(tmp_path):
+    root = _data(tmp_path)
+    bad = os.path.join(root, "JPEGImages", "480p", "synth-val-000", "00002.jpg")
+    with open(bad, "wb") as f:
+        f.write(b"garbage")
+    dataset = SyntheticDataset(root, "val")
+    cfg = load_cfg(None, TINY)
+    report = run_and_score(build_engine(cfg, _tiny()), dataset, str(tmp_path / "out"), cfg.input_size, "index", CPU)
+    assert report.done == ["synth-val-001"] and list(report.failed) == ["synth-val-000"]
+    assert bad in report.failed["synth-val-000"] and "\n" not in report.failed["synth-val-000"]
+    summary = report.failure_summary("OUT")
+    assert summary.splitlines()[0] == "1 of 2 videos failed (the masks of the other 1 are in OUT):"
+    with open(tmp_path / "out" / "per-sequence_results-val.csv") as f:
+        assert all(line.startswith(("Sequence", "synth-val-001_")) for line in f)
+
+
+def test_validation_goes_on_past_a_bad_video_and_restores_training_mode(tmp_path, caplog):
+    root = _data(tmp_path)
+    with open(os.path.join(root, "JPEGImages", "480p", "synth-val-001", "00001.jpg"), "wb") as f:
+        f.write(b"garbage")
+    cfg = load_cfg(None, TINY + ["valset", "SYNTHETIC", "data_root", str(tmp_path)])
+    model = _tiny().train()
+    with caplog.at_level(logging.INFO):
+        score = validate(cfg, model, CPU, str(tmp_path / "val"))
+    assert model.training and score is not None and 0.0 <= score <= 1.0
+    assert "synth-val-001: cannot read frame" in caplog.text and "1 of 2 videos failed" in caplog.text
+
+
+def test_youtube_results_with_a_missing_video_are_not_packed(tmp_path, caplog):
+    class Half(PlainSet):
+        def scoring(self):
+            return Scoring(SCORE_YOUTUBE, meta_path="unused.json", frames_root="unused")
+
+    root = _data(tmp_path)
+    with caplog.at_level(logging.INFO):
+        assert score_results(Half(root, ""), str(tmp_path / "out"), "index", videos=["synth-val-000"]) is None
+    assert "not packed" in caplog.text and not os.path.exists(tmp_path / "out.zip")
