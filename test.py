@@ -20,7 +20,7 @@ EXAMPLES = """\
   .venv/bin/python test.py --cfg config.yaml initial model.pth data_root /data
   .venv/bin/python test.py --cfg config.yaml initial stm_cycle_r18.pth arch resnet18 valset DAVIS16 loop 0
   .venv/bin/python test.py --cfg configs/quickstart.yaml initial quickstart/checkpoint/latest.pth gpu_id -1
-  .venv/bin/python test.py --cfg config.yaml initial model.pth valset FOLDER data_root my_videos"""
+  .venv/bin/python test.py --cfg config.yaml initial model.pth valset FOLDER data_root data   # data/FOLDER/"""
 KEYS = (("initial", "weights to test (train.py checkpoints also set arch/keydim/valdim)"),
         ("data_root", "folder holding the data set folders (DAVIS17/, FOLDER/, ...; see DATASET.md)"),
         ("valset / valsplit", "data set and split to segment (DAVIS17 val, VOS val, FOLDER, SYNTHETIC, ...)"),
