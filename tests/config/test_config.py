@@ -58,6 +58,9 @@ def test_bad_file(tmp_path):
     bad.write_text("loop: [\n")
     with pytest.raises(VOSError, match="not valid YAML"):
         load_cfg(str(bad))
+    bad.write_text("arch: resnet18\n  loop: 1\n")
+    with pytest.raises(VOSError, match="not valid YAML: line 2, column 7: mapping values are not allowed here"):
+        load_cfg(str(bad))
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("save_frq: 3\n")
     with pytest.raises(VOSError, match=r"unknown config key 'save_frq' in .*unknown.yaml; did you mean 'save_freq'"):

@@ -7,7 +7,6 @@ import csv
 import os
 import shutil
 
-import numpy as np
 import pytest
 import torch
 
