@@ -46,6 +46,9 @@ def test_registered_custom_set_is_buildable_by_name(tmp_path):
     assert cls is _CustomSet and cls.subdir == "MyVideos"
     reader = cls(root, "val")
     assert len(reader.videos) == 2 and reader.has_full_gt and reader.label == "TEST_CUSTOM_FOLDER"
+    scoring = reader.scoring()          # scored against its own annotation folders
+    assert scoring.scorer == "davis" and scoring.ground_truth["synth-val-001"] == os.path.join(
+        root, "Annotations", "synth-val-001")
 
 
 def test_folder_errors(tmp_path):
