@@ -1,6 +1,7 @@
 """What every command-line script shares: `--cfg FILE KEY VAL ...` parsing, the model keys a checkpoint
 carries, and one-line errors."""
 import argparse
+import glob
 import logging
 import os
 import sys
@@ -41,12 +42,13 @@ def _epilog(examples: str, keys: Sequence[Tuple[str, str]]) -> str:
 
 
 def weights_to_load(cfg: CfgNode, training: bool) -> str:
-    """The checkpoint whose weights the run loads: `resume` (auto: checkpoint/latest.pth) when training
+    """The checkpoint whose weights the run loads: `resume` (auto: <checkpoint>/latest.pth) when training
     and set, else `initial`; '' when none."""
     if training and cfg.resume:
-        if cfg.resume == "auto":
+        if cfg.resume == "auto":      # as the trainer: latest.pth, else the newest epoch-NNNN.pth
             latest = os.path.join(cfg.checkpoint, "latest.pth")
-            return latest if os.path.isfile(latest) else ""
+            found = sorted(glob.glob(os.path.join(cfg.checkpoint, "epoch-*.pth")))
+            return latest if os.path.isfile(latest) else (found[-1] if found else "")
         return cfg.resume
     return cfg.initial
 

@@ -1,5 +1,6 @@
 """Tests of libs/utils/cli.py: model keys taken from the checkpoint to load, --help."""
 import logging
+import os
 
 import pytest
 import torch
@@ -35,6 +36,9 @@ def test_resume_auto_reads_checkpoint_latest_when_training(tmp_path):
     assert parse_cfg("t", argv, training=True).keydim == 8
     assert parse_cfg("t", argv).keydim == 128               # test.py and the demo do not resume
     assert weights_to_load(parse_cfg("t", ["checkpoint", str(tmp_path / "none"), "resume", "auto"]), True) == ""
+    os.rename(folder / "latest.pth", folder / "epoch-0002.pth")
+    _ckpt(folder / "epoch-0001.pth", "keydim: 4\n")
+    assert parse_cfg("t", argv, training=True).keydim == 8               # the newest epoch file
     explicit = _ckpt(tmp_path / "e.pth", "arch: resnet18\nkeydim: 32\nvaldim: 64\n")
     cfg = parse_cfg("t", ["resume", explicit, "initial", str(folder / "latest.pth")], training=True)
     assert (cfg.arch, cfg.keydim, cfg.valdim) == ("resnet18", 32, 64)    # resume wins over initial
