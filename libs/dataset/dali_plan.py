@@ -26,6 +26,7 @@ from libs.dataset.transforms import (ClipTransform, ColourJitter, Normalize, Pai
                                      VoidToBackground, choose_objects, fit_size)
 from libs.errors import VOSError
 from libs.io import read_mask
+from libs.utils.constants import VOID_LABEL
 
 Size = Tuple[int, int]
 
@@ -178,7 +179,7 @@ def _select(draft: _Draft, step: SelectObjects, masks) -> None:
         raise _unsupported(step, " before ResizePad")
     first = warp_mask(masks[0], draft.roi(), draft.crop[2:], draft.inverse(), draft.fit, draft.fill_zero)
     if draft.void_cleared:
-        first = np.where(first == 255, 0, first)
+        first = np.where(first == VOID_LABEL, 0, first)
     present = choose_objects([int(i) for i in np.unique(first) if i != 0], step.max_objects, step.random)
     draft.lookup = np.zeros(256, np.uint8)
     for new_id, old_id in enumerate(present, start=1):

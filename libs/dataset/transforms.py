@@ -15,10 +15,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from libs.errors import VOSError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-VOID_LABEL = 255
+from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD, VOID_LABEL
 
 Clip = Tuple[tv_tensors.Image, tv_tensors.Mask]
 ArrayClip = Union[np.ndarray, Sequence[np.ndarray]]

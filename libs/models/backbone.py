@@ -7,6 +7,7 @@ from torch import nn
 from torchvision import models
 
 from libs.errors import VOSError
+from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 
 # name -> (torchvision constructor, torchvision weights enum, channel expansion of the blocks)
 _BACKBONES: Dict[str, Tuple[Callable[..., nn.Module], object, int]] = {}
@@ -85,8 +86,10 @@ class ResNetTrunk(nn.Module):
         super().__init__()
         resnet = build_resnet(arch)
         load_backbone_weights(resnet, arch, backbone_weights)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        # Unused by forward (frames arrive normalised): kept only because the released checkpoints
+        # hold these keys (Encoder_M.mean, Encoder_Q.std, ...) and loading is strict.
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         if with_mask_inputs:  # memory encoder: object mask and background mask enter beside the frame
             self.conv1_m = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
             self.conv1_bg = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
