@@ -80,14 +80,19 @@ def main() -> None:
         if writer:
             writer.close()
         shutdown()
-    if trainer.epoch >= cfg.epochs:
-        log.info("finished %d epochs (%d optimizer steps); checkpoints in %s", trainer.epoch, trainer.step,
-                 cfg.checkpoint)
-    else:
-        why = f" ({trainer.stop_reason})" if trainer.stop_reason else ""
-        launcher = " (under the same torchrun launcher)" if dist.distributed else ""
-        log.warning("training interrupted%s %s (%d optimizer steps); saved %s. Resume with%s:\n  %s", why,
-                    trainer.position(), trainer.step, checkpointer.latest_path, launcher, resume_command(sys.argv))
+    if dist.is_main:
+        _report_end(trainer, cfg.checkpoint, dist.distributed)
+
+
+def _report_end(trainer: Trainer, folder: str, distributed: bool) -> None:
+    """The last line: finished, or where the run was interrupted and the command that continues it."""
+    if trainer.epoch >= trainer.s.epochs:
+        log.info("finished %d epochs (%d optimizer steps); checkpoints in %s", trainer.epoch, trainer.step, folder)
+        return
+    why = f" ({trainer.stop_reason})" if trainer.stop_reason else ""
+    launcher = " (under the same torchrun launcher)" if distributed else ""
+    log.warning("training interrupted%s %s (%d optimizer steps); saved %s. Resume with%s:\n  %s", why,
+                trainer.position(), trainer.step, trainer.checkpointer.latest_path, launcher, resume_command(sys.argv))
 
 
 def train_settings(cfg) -> TrainSettings:
