@@ -68,3 +68,13 @@ def test_load_is_strict_and_refuses_weights_only_files(tmp_path):
         ckpt.load(str(tmp_path / "w.pth"), other)
     with pytest.raises(VOSError, match="does not fit"):
         ckpt.load(ckpt.latest(), nn.Linear(3, 1))
+
+
+def test_the_quickstart_keeps_the_checkpoint_it_tests_and_latest(tmp_path):
+    from libs.config import load_cfg
+
+    cfg = load_cfg("configs/quickstart.yaml")
+    ckpt = Checkpointer(str(tmp_path), keep=cfg.keep_checkpoints)
+    for epoch in range(1, cfg.epochs + 1):
+        ckpt.save(STATE, epoch)
+    assert sorted(os.listdir(tmp_path)) == [f"epoch-{cfg.epochs:04d}.pth", "latest.pth"]
