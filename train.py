@@ -91,7 +91,7 @@ def _report_end(trainer: Trainer, folder: str, distributed: bool) -> None:
         return
     why = f" ({trainer.stop_reason})" if trainer.stop_reason else ""
     launcher = " (under the same torchrun launcher)" if distributed else ""
-    log.warning("training interrupted%s %s (%d optimizer steps); saved %s. Resume with%s:\n  %s", why,
+    log.warning("training interrupted%s %s (optimizer step %d); saved %s. Resume with%s:\n  %s", why,
                 trainer.position(), trainer.step, trainer.checkpointer.latest_path, launcher, resume_command(sys.argv))
 
 

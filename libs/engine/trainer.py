@@ -127,7 +127,7 @@ class Trainer:
         if data.get("max_skip") and hasattr(self.dataset, "load_state_dict"):
             self.dataset.load_state_dict(data["max_skip"])
         set_rng_state(data["rng"])
-        log.info("resumed from %s %s (%d optimizer steps)", path, self.position(), self.step)
+        log.info("resumed from %s %s (optimizer step %d)", path, self.position(), self.step)
 
     # ------------------------------------------------------------ the loop
     def _on_signal(self, signum, _frame) -> None:

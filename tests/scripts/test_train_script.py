@@ -95,7 +95,7 @@ def test_max_minutes_stops_with_a_checkpoint(data_root, tmp_path):
     assert "max_minutes 1e-05 reached" in proc.stderr
     state = torch.load(os.path.join(ckpt, "latest.pth"), map_location="cpu", weights_only=True)
     assert (state["epoch"], state["step"]) == (0, 1)
-    assert "training interrupted (max_minutes 1e-05) in epoch 1/50 after batch 2 (1 optimizer steps); saved " \
+    assert "training interrupted (max_minutes 1e-05) in epoch 1/50 after batch 2 (optimizer step 1); saved " \
         f"{ckpt}/latest.pth. Resume with:" in proc.stderr
     command = proc.stderr.split("Resume with:\n", 1)[1].splitlines()[0].strip()
     args = shlex.split(command)
