@@ -5,6 +5,9 @@
 """
 import logging
 import os
+import shlex
+import sys
+from typing import List
 
 import torch
 
@@ -13,7 +16,8 @@ from libs.dataset.dali import build_dali_loader_factory
 from libs.utils.dali import require_dali
 from libs.dataset.training import collate_clips
 from libs.engine.cyclic import CyclicConfig, CyclicObjective
-from libs.engine.trainer import Trainer, TrainSettings, latest_checkpoint
+from libs.engine.checkpointer import Checkpointer
+from libs.engine.trainer import Trainer, TrainSettings
 from libs.io.paths import atomic_path
 from libs.models import build_model
 from libs.runner import check_writable, validate
@@ -69,17 +73,17 @@ def main() -> None:
     model = build_model(cfg).to(device).train(not cfg.freeze_bn)   # frozen batch norm: the original
     optimizer = build_optimizer(cfg, model)
     writer = _tensorboard(cfg.checkpoint) if dist.is_main else None
-    settings = TrainSettings(cfg.epochs, cfg.train_batch, cfg.iter_size, cfg.learning_rate, cfg.gamma,
-                             tuple(cfg.milestone), cfg.epochs_per_increment, cfg.epoch_per_test, cfg.checkpoint,
-                             cfg.seed, cfg.workers, cfg.amp, cfg.dump(), cfg.max_minutes)
-    objective = CyclicObjective(model, CyclicConfig(cfg.mode, cfg.iou_threshold, cfg.loss, cfg.fast_training))
+    objective = CyclicObjective(model, CyclicConfig(mode=cfg.mode, iou_threshold=cfg.iou_threshold, loss=cfg.loss,
+                                                    sdpa=cfg.fast_training))
     val = (lambda epoch: validate(cfg, model, device, os.path.join(cfg.checkpoint, "val", f"epoch-{epoch:04d}"))
            ) if dist.is_main else None
-    trainer = Trainer(objective, optimizer, dataset, collate_clips, settings, device, dist, writer, val)
+    checkpointer = Checkpointer(cfg.checkpoint, keep=cfg.keep_checkpoints, writer=dist.is_main)
+    trainer = Trainer(objective, optimizer, dataset, collate_clips, train_settings(cfg), device, dist, writer=writer,
+                      validate=val, checkpointer=checkpointer)
     if cfg.data_backend == "DALI":
         trainer.loader_factory = build_dali_loader_factory(dataset, device, max(2, cfg.workers), cfg.workers, cfg.seed)
     if cfg.resume:
-        trainer.resume(latest_checkpoint(cfg.checkpoint) if cfg.resume == "auto" else cfg.resume)
+        trainer.resume(checkpointer.latest() if cfg.resume == "auto" else cfg.resume)
     log.info("training %s on %s (%d clips/epoch), %d process(es) x batch %d x iter_size %d = effective batch %d",
              cfg.arch, ", ".join(cfg.trainset), len(dataset), dist.world_size, cfg.train_batch, cfg.iter_size,
              dist.world_size * cfg.train_batch * cfg.iter_size)
@@ -89,7 +93,44 @@ def main() -> None:
         if writer:
             writer.close()
         shutdown()
-    log.info("stopped at epoch %d, step %d; checkpoints in %s", trainer.epoch, trainer.step, cfg.checkpoint)
+    if dist.is_main:
+        _report_end(trainer, cfg.checkpoint, dist.distributed)
+
+
+def _report_end(trainer: Trainer, folder: str, distributed: bool) -> None:
+    """The last line: finished, or where the run was interrupted and the command that continues it."""
+    if trainer.epoch >= trainer.s.epochs:
+        log.info("finished %d epochs (%d optimizer steps); checkpoints in %s", trainer.epoch, trainer.step, folder)
+        return
+    why = f" ({trainer.stop_reason})" if trainer.stop_reason else ""
+    launcher = " (under the same torchrun launcher)" if distributed else ""
+    log.warning("training interrupted%s %s (optimizer step %d); saved %s. Resume with%s:\n  %s", why,
+                trainer.position(), trainer.step, trainer.checkpointer.latest_path, launcher, resume_command(sys.argv))
+
+
+def train_settings(cfg) -> TrainSettings:
+    """The loop's settings from the config."""
+    return TrainSettings(epochs=cfg.epochs, batch_size=cfg.train_batch, iter_size=cfg.iter_size,
+                         learning_rate=cfg.learning_rate, gamma=cfg.gamma, milestones=tuple(cfg.milestone),
+                         epochs_per_increment=cfg.epochs_per_increment, epoch_per_test=cfg.epoch_per_test,
+                         checkpoint_dir=cfg.checkpoint, seed=cfg.seed, workers=cfg.workers, amp=cfg.amp,
+                         config_text=cfg.dump(), max_minutes=cfg.max_minutes)
+
+
+def resume_command(argv: List[str]) -> str:
+    """The command line (shell-quoted) that continues this run: the same arguments with `resume auto`."""
+    flags, pairs, i = [], [], 1
+    while i < len(argv):
+        if argv[i].startswith("--"):
+            takes_value = "=" not in argv[i] and i + 1 < len(argv)
+            if not argv[i].startswith("--local"):           # torchrun's own --local_rank is not repeated
+                flags += argv[i:i + 1 + takes_value]
+            i += 1 + takes_value
+        else:
+            pairs, i = argv[i:], len(argv)
+    kept = [item for key, value in zip(pairs[0::2], pairs[1::2]) if key != "resume" for item in (key, value)]
+    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd() + os.sep) else sys.executable
+    return shlex.join([python, argv[0], *flags, *kept, "resume", "auto"])
 
 
 def _tensorboard(folder: str):

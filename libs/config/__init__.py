@@ -10,8 +10,8 @@ from yacs.config import CfgNode
 from libs.config.defaults import defaults
 from libs.errors import VOSError
 
+# fixed choices; `arch`, `valset` and `trainset` are checked against the registries (see _check_registered)
 CHOICES: Dict[str, Sequence[str]] = {
-    "arch": ("resnet18", "resnet34", "resnet50", "resnet101"),
     "data_backend": ("PIL", "DALI"),
     "solver": ("adam", "sgd"),
     "mode": ("mask", "recurrent", "threshold"),
@@ -21,7 +21,7 @@ CHOICES: Dict[str, Sequence[str]] = {
 # keys that accept a single value where the default is a list (the original allowed both)
 SCALAR_OR_LIST = ("trainset", "datafreq", "max_skip", "milestone")
 NON_NEGATIVE = ("max_memory_frames", "loop", "workers", "correction_rate", "weight_decay",
-                "max_skip_cap", "epochs", "seed", "max_minutes")
+                "max_skip_cap", "epochs", "seed", "max_minutes", "keep_checkpoints")
 POSITIVE = ("save_freq", "keydim", "valdim", "sampled_frames", "samples_per_video", "train_batch",
             "iter_size", "epochs_per_increment", "epoch_per_test", "max_training_obj", "learning_rate")
 
@@ -152,3 +152,23 @@ def validate(cfg: CfgNode) -> None:
                        f"max_skip ({len(cfg.max_skip)}) must be lists of the same length")
     if not cfg.valset:
         raise VOSError("config key 'valset' must name a data set, e.g. DAVIS17")
+    _check_registered(cfg)
+
+
+def _check_registered(cfg: CfgNode) -> None:
+    """`arch` must be a registered backbone, `valset` and each `trainset` entry registered data sets."""
+    import libs.dataset  # noqa: F401  (registers the built-in data sets and those imported with them)
+    import libs.models  # noqa: F401  (registers the built-in backbones and those imported with them)
+    from libs.dataset.registry import known_datasets
+    from libs.models.backbone import known_backbones
+
+    archs = known_backbones()
+    if cfg.arch not in archs:
+        raise VOSError(f"config key 'arch' must be one of {', '.join(archs)}; got {cfg.arch!r} (a new backbone "
+                       "is one class plus a register_backbone line, see DATASET.md)")
+    names = known_datasets()
+    for key, values in (("valset", [cfg.valset]), ("trainset", list(cfg.trainset))):
+        for value in values:
+            if value not in names:
+                raise VOSError(f"config key {key!r}: unknown data set {value!r}; known data sets: {', '.join(names)} "
+                               "(register a custom one with @register_dataset, see DATASET.md)")

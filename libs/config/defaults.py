@@ -49,6 +49,8 @@ _C.freeze_bn = True                # keep batch-norm statistics fixed while trai
 _C.seed = 0                        # seed of every random generator
 _C.max_minutes = 0.0               # stop after this many minutes of training, saving a checkpoint as on
                                    # SIGTERM (resume auto continues); 0 = no limit
+_C.keep_checkpoints = 0            # keep only the N newest checkpoint/epoch-NNNN.pth (latest.pth always
+                                   # stays, so `resume auto` works); 0 = keep every epoch's checkpoint
 _C.fast_training = False           # training step reads the memory with scaled_dot_product_attention;
                                    # fused optimizer step
 

@@ -5,8 +5,9 @@ the encoded frame files (or, for data sets that synthesise their frames such as 
 frames), the decoded masks, and one set of augmentation parameters for the whole clip: the window of
 the raw frame that is resized (ShrinkToCover + RandomCropKeepSize), one affine matrix (crop back to
 size, RandomAffine, flip, resize to fit), the padding, the colour jitter and the object relabelling.
-Parameters come from the data set's own per-item generators and its ClipTransform's steps, consumed
-in the PIL order, so both backends augment a clip with the same random parameters.
+Parameters come from the data set's own per-item generators and from the `draw_params` of its
+ClipTransform's steps, called in the PIL order: the functions the PIL steps draw with, so both backends
+augment a clip with the same random parameters.
 """
 import contextlib
 from dataclasses import dataclass
@@ -14,23 +15,22 @@ from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from libs.dataset.training import MixedDataset, TrainClipDataset
 from libs.dataset.transforms import (ClipTransform, ColourJitter, Normalize, Paired, RandomCropKeepSize,
                                      ResizePad, SelectObjects, ShrinkToCover, ToClipTensors, ToFloat,
-                                     VoidToBackground, choose_objects, fit_size)
+                                     VoidToBackground, cover_size, fit_size)
 from libs.errors import VOSError
 from libs.io import read_mask
+from libs.utils.constants import VOID_LABEL
 
 Size = Tuple[int, int]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ClipPlan:
     """One clip for DALI: sources, masks and the per-clip augmentation parameters (see module doc)."""
 
@@ -55,11 +55,6 @@ class ClipPlan:
     def key(self) -> Tuple[bool, bool]:
         """Clips with the same key run through the same DALI graph."""
         return self.encoded, self.fill_zero
-
-
-def _uniform(low: float, high: float) -> float:
-    """A uniform float in [low, high) from torch's global generator (the PIL steps' draw)."""
-    return float(torch.empty(()).uniform_(low, high))
 
 
 def _scale(sx: float, sy: float) -> np.ndarray:
@@ -121,10 +116,9 @@ def _unsupported(step, why: str = "") -> VOSError:
 def _shrink(draft: _Draft, step: ShrinkToCover, masks) -> None:
     if draft.geometry or draft.fitted:
         raise _unsupported(step, " after a crop, affine or resize")
-    height, width = draft.size
-    scale = max(step.size[0] / height, step.size[1] / width)
-    if scale < 1.0:
-        draft.shrunk = draft.size = (max(round(height * scale), step.size[0]), max(round(width * scale), step.size[1]))
+    shrunk = cover_size(*draft.size, step.size)
+    if shrunk is not None:
+        draft.shrunk = draft.size = shrunk
         draft.crop = (0, 0, *draft.size)
 
 
@@ -132,10 +126,7 @@ def _crop(draft: _Draft, step: RandomCropKeepSize, masks) -> None:
     if draft.geometry or draft.fitted:
         raise _unsupported(step, " after an affine, flip or resize")
     height, width = draft.size
-    top, bottom = (int(_uniform(0, step.max_fraction) * height) for _ in range(2))
-    left, right = (int(_uniform(0, step.max_fraction) * width) for _ in range(2))
-    cut_h, cut_w = max(height - top - bottom, 1), max(width - left - right, 1)
-    draft.crop = (top, left, cut_h, cut_w)
+    draft.crop = top, left, cut_h, cut_w = step.draw_params(height, width)
     draft.forward = _scale(width / cut_w, height / cut_h)
     draft.geometry = True
 
@@ -145,12 +136,12 @@ def _paired(draft: _Draft, step: Paired, masks) -> None:
     if draft.fitted:
         raise _unsupported(step, " after ResizePad")
     if type(inner) is v2.RandomAffine and inner.center is None and inner.fill in (0, None):
-        params = inner.make_params([tv_tensors.Image(torch.empty((0, *draft.size), dtype=torch.uint8))])
+        params = step.draw_params(draft.size)
         draft.forward = affine_forward(params["angle"], params["translate"], params["scale"], params["shear"],
                                        draft.size) @ draft.forward
         draft.fill_zero = True
     elif type(inner) is v2.RandomHorizontalFlip:
-        if not bool(torch.rand(1) >= inner.p):     # the draw of torchvision's random-apply transforms
+        if step.draw_params(draft.size) is not None:
             draft.forward = np.array([[-1.0, 0.0, draft.size[1]], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ draft.forward
     else:
         raise _unsupported(step)
@@ -158,8 +149,7 @@ def _paired(draft: _Draft, step: Paired, masks) -> None:
 
 
 def _jitter(draft: _Draft, step: ColourJitter, masks) -> None:
-    draft.contrast = _uniform(*step.contrast)
-    draft.shift = _uniform(-step.brightness, step.brightness)
+    draft.contrast, draft.shift = step.draw_params()
 
 
 def _resize_pad(draft: _Draft, step: ResizePad, masks) -> None:
@@ -178,8 +168,8 @@ def _select(draft: _Draft, step: SelectObjects, masks) -> None:
         raise _unsupported(step, " before ResizePad")
     first = warp_mask(masks[0], draft.roi(), draft.crop[2:], draft.inverse(), draft.fit, draft.fill_zero)
     if draft.void_cleared:
-        first = np.where(first == 255, 0, first)
-    present = choose_objects([int(i) for i in np.unique(first) if i != 0], step.max_objects, step.random)
+        first = np.where(first == VOID_LABEL, 0, first)
+    present = step.draw_params([int(i) for i in np.unique(first) if i != 0])
     draft.lookup = np.zeros(256, np.uint8)
     for new_id, old_id in enumerate(present, start=1):
         draft.lookup[old_id] = new_id
@@ -285,9 +275,11 @@ def plan_clip(dataset, idx: int, repeat: int = 0) -> ClipPlan:
             draft = plan_transform(dataset.transform, masks)
             if draft.num_objects > 0:
                 relabelled = [draft.lookup[mask] for mask in masks]           # T x [h, w]: SelectObjects' ids
-                return ClipPlan(video.name, frames, relabelled, encoded, paths, draft.roi(), draft.crop[2:],
-                                draft.inverse(), draft.fit, draft.pad, draft.out_size, draft.fill_zero,
-                                draft.contrast, draft.shift, draft.num_objects, dataset.transform.max_objects)
+                return ClipPlan(name=video.name, frames=frames, masks=relabelled, encoded=encoded, sources=paths,
+                                roi=draft.roi(), work_size=draft.crop[2:], matrix=draft.inverse(), fit=draft.fit,
+                                pad=draft.pad, out_size=draft.out_size, fill_zero=draft.fill_zero,
+                                contrast=draft.contrast, shift=draft.shift, num_objects=draft.num_objects,
+                                max_objects=dataset.transform.max_objects)
     raise AssertionError("unreachable: attempts() raises when it runs out")
 
 

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from libs.dataset.base import Video
 from libs.dataset.sampler import ClipSampler
 from libs.dataset.static import StaticClipSynth, mask_to_labels
+from libs.dataset.transforms import cover_size
 from libs.errors import VOSError
 from libs.io import read_frame, read_mask
 
@@ -136,12 +137,12 @@ class TrainClipDataset(_ClipDataset):
 
 
 def _cover(image: np.ndarray, labels: np.ndarray, size: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
-    """Shrink image [H, W, 3] and labels [H, W] to the smallest size still covering `size` (never enlarge)."""
-    height, width = labels.shape
-    scale = max(size[0] / height, size[1] / width)
-    if scale >= 1.0:
+    """Shrink image [H, W, 3] and labels [H, W] to the smallest size still covering `size` (never enlarge),
+    the size ShrinkToCover gives (with OpenCV's area filter: these are single images, before the clip)."""
+    shrunk = cover_size(*labels.shape, size)
+    if shrunk is None:
         return image, labels
-    new_w, new_h = max(int(round(width * scale)), 1), max(int(round(height * scale)), 1)
+    new_h, new_w = shrunk
     return (cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA),
             cv2.resize(labels, (new_w, new_h), interpolation=cv2.INTER_NEAREST_EXACT))
 

@@ -1,12 +1,14 @@
 """Paired training augmentation of a clip: one set of random parameters for all frames and masks.
 
-Every step is a small class whose `__call__(frames, masks)` returns `(frames, masks)`. Between steps
+Every step is a small class whose `__call__(frames, masks)` returns `(frames, masks)`. A random step
+draws its parameters in one method (`draw_params`), which the DALI backend's planner
+(libs.dataset.dali_plan) calls too: both backends augment a clip with the same parameters. Between steps
 a clip is a `tv_tensors.Image` [T, 3, H, W] and a `tv_tensors.Mask` [T, H, W] of label ids, so one
 torchvision.transforms.v2 call draws one set of parameters and applies it to every frame and mask
 (masks are always resampled with nearest neighbour). Randomness comes from torch's global generator,
 which the data sets seed per clip.
 """
-from typing import List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -15,10 +17,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from libs.errors import VOSError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-VOID_LABEL = 255
+from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD, VOID_LABEL
 
 Clip = Tuple[tv_tensors.Image, tv_tensors.Mask]
 ArrayClip = Union[np.ndarray, Sequence[np.ndarray]]
@@ -64,14 +63,31 @@ class VoidToBackground:
         return frames, tv_tensors.Mask(torch.where(masks == VOID_LABEL, 0, masks).to(torch.uint8))
 
 
+# torchvision transforms whose draw Paired makes itself (the same draws as their own forward), so that
+# the DALI planner can take the parameters from `Paired.draw_params`
+_DRAWN = (v2.RandomAffine, v2.RandomHorizontalFlip)
+
+
 class Paired:
     """Run one torchvision v2 transform on the whole clip: one parameter draw for all frames and masks."""
 
     def __init__(self, transform: v2.Transform) -> None:
         self.transform = transform
 
+    def draw_params(self, size: Sequence[int]) -> Optional[Dict[str, Any]]:
+        """The transform's parameters for a clip of `size` (H, W), drawn from torch's global generator as
+        its own forward draws them; None when a random flip is not applied. Only for the `_DRAWN` types."""
+        if isinstance(self.transform, v2.RandomHorizontalFlip) and bool(torch.rand(1) >= self.transform.p):
+            return None
+        return self.transform.make_params([tv_tensors.Image(torch.empty((0, *size), dtype=torch.uint8))])
+
     def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
-        return self.transform(frames, masks)
+        if type(self.transform) not in _DRAWN:
+            return self.transform(frames, masks)
+        params = self.draw_params(tuple(frames.shape[-2:]))
+        if params is None:
+            return frames, masks
+        return self.transform.transform(frames, params), self.transform.transform(masks, params)
 
 
 class RandomCropKeepSize:
@@ -80,11 +96,15 @@ class RandomCropKeepSize:
     def __init__(self, max_fraction: float = 0.1) -> None:
         self.max_fraction = max_fraction
 
-    def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
-        height, width = frames.shape[-2:]
+    def draw_params(self, height: int, width: int) -> Tuple[int, int, int, int]:
+        """(top, left, height, width) of the kept window of a (height, width) clip."""
         top, bottom = (int(_uniform(0, self.max_fraction) * height) for _ in range(2))
         left, right = (int(_uniform(0, self.max_fraction) * width) for _ in range(2))
-        cut_h, cut_w = max(height - top - bottom, 1), max(width - left - right, 1)
+        return top, left, max(height - top - bottom, 1), max(width - left - right, 1)
+
+    def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
+        height, width = frames.shape[-2:]
+        top, left, cut_h, cut_w = self.draw_params(height, width)
         frames = F.crop(frames, top, left, cut_h, cut_w)   # [T, 3, h, w]
         masks = F.crop(masks, top, left, cut_h, cut_w)     # [T, h, w]
         return _resize(frames, masks, (height, width))
@@ -101,14 +121,21 @@ class ShrinkToCover:
         self.size = (int(size[0]), int(size[1]))
 
     def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
-        height, width = frames.shape[-2:]
-        scale = max(self.size[0] / height, self.size[1] / width)
-        if scale >= 1.0:
+        new_size = cover_size(frames.shape[-2], frames.shape[-1], self.size)
+        if new_size is None:
             return frames, masks
-        new_size = (max(round(height * scale), self.size[0]), max(round(width * scale), self.size[1]))
         shrunk = F.resize(frames, list(new_size), antialias=True)   # [T, 3, h, w]
         labels = F.resize(masks, list(new_size), interpolation=v2.InterpolationMode.NEAREST_EXACT)
         return tv_tensors.Image(shrunk), tv_tensors.Mask(labels)
+
+
+def cover_size(height: int, width: int, size: Sequence[int]) -> Optional[Tuple[int, int]]:
+    """The smallest (h, w) with the aspect of (height, width) that still covers `size` (H, W); None when
+    (height, width) must not shrink (it already is that small)."""
+    scale = max(size[0] / height, size[1] / width)
+    if scale >= 1.0:
+        return None
+    return max(round(height * scale), int(size[0])), max(round(width * scale), int(size[1]))
 
 
 class ToFloat:
@@ -125,9 +152,12 @@ class ColourJitter:
         self.contrast = contrast
         self.brightness = brightness / 255.0   # given on the 0..255 scale, frames are in [0, 1]
 
+    def draw_params(self) -> Tuple[float, float]:
+        """(contrast factor, brightness shift) of one clip."""
+        return _uniform(*self.contrast), _uniform(-self.brightness, self.brightness)
+
     def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
-        factor = _uniform(*self.contrast)
-        shift = _uniform(-self.brightness, self.brightness)
+        factor, shift = self.draw_params()
         jittered = ((frames - 0.5) * factor + 0.5 + shift).clamp(0.0, 1.0)  # [T, 3, H, W]
         return tv_tensors.Image(jittered), masks
 
@@ -209,9 +239,12 @@ class SelectObjects:
         self.max_objects = max_objects
         self.random = random
 
+    def draw_params(self, first_ids: Sequence[int]) -> List[int]:
+        """The kept object ids (sorted) of a clip whose first frame holds the object ids `first_ids` (not 0)."""
+        return choose_objects(sorted(int(i) for i in first_ids), self.max_objects, self.random)
+
     def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
-        present = choose_objects([int(i) for i in torch.unique(masks[0]) if int(i) != 0],
-                                 self.max_objects, self.random)
+        present = self.draw_params([int(i) for i in torch.unique(masks[0]) if int(i) != 0])
         lookup = torch.zeros(256, dtype=torch.uint8)          # old id -> new id, everything else -> 0
         for new_id, old_id in enumerate(present, start=1):
             lookup[old_id] = new_id

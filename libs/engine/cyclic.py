@@ -21,6 +21,16 @@ class CyclicConfig:
     sdpa: bool = False             # memory read by scaled_dot_product_attention (same values)
 
 
+@dataclass
+class ForwardPass:
+    """What the forward pass through a clip leaves for the backward cycle."""
+
+    first_query: QueryFeatures     # frame 0's query features
+    keys: List[torch.Tensor]       # memory of frames 0..T-2, each [B, K, hw, C_k]
+    values: List[torch.Tensor]     # each [B, K, hw, C_v]
+    preds: List[torch.Tensor]      # predictions of frames 1..T-1, each [B, K+1, H, W]
+
+
 def clip_loss(probs: torch.Tensor, target: torch.Tensor, num_objects: torch.Tensor,
               valid: torch.Tensor, loss: str) -> torch.Tensor:
     """Per-clip loss [B] of merged probabilities against one-hot targets [B, K+1, H, W]."""
@@ -66,7 +76,9 @@ def cyclic_loss(model: STM, frames: torch.Tensor, masks: torch.Tensor, num_objec
         preds.append(out)
         forward.append(clip_loss(out, masks[:, t], num_objects, first_has & present, cfg.loss))
         memory_mask = _next_memory_mask(out, masks[:, t], present, cfg)
-    cycle = _cycle(model, frames, masks, num_objects, present, queries[0], keys, values, preds, cfg)
+    forward_pass = ForwardPass(first_query=queries[0], keys=keys, values=values, preds=preds)
+    cycle = _cycle(model, frames=frames, masks=masks, num_objects=num_objects, present=present, fwd=forward_pass,
+                   cfg=cfg)
     fwd = torch.stack(forward, 1).sum(1)                                         # [B]
     total = (fwd + cycle).sum() / (B * (T - 1))
     return {"loss": total, "forward": fwd.mean() / (T - 1), "cycle": cycle.mean() / (T - 1),
@@ -95,7 +107,8 @@ def encode_queries(model: STM, frames: torch.Tensor) -> List[QueryFeatures]:
     return [QueryFeatures(*(x.unflatten(0, (B, T))[:, t] for x in every)) for t in range(T)]
 
 
-def _cycle(model, frames, masks, num_objects, present, first_query, keys, values, preds, cfg) -> torch.Tensor:
+def _cycle(model: STM, *, frames: torch.Tensor, masks: torch.Tensor, num_objects: torch.Tensor,
+           present: torch.Tensor, fwd: ForwardPass, cfg: CyclicConfig) -> torch.Tensor:
     """Sum over later frames of the loss of frame 0 segmented from that frame's memory alone, built
     from the network's prediction (whatever `mode` memorised going forward): [B].
 
@@ -104,13 +117,13 @@ def _cycle(model, frames, masks, num_objects, present, first_query, keys, values
     B, T, _, H, W = frames.shape
     n = T - 1
     if cfg.mode == "recurrent":      # the forward memory of frames 1..T-2 was built from the predictions
-        memory = list(zip(keys[1:], values[1:]))
+        memory = list(zip(fwd.keys[1:], fwd.values[1:]))
     else:                            # it may hold ground truth: encode the predictions
-        memory = [model.encode_memory(frames[:, t], preds[t - 1][:, 1:]) for t in range(1, n)]
-    memory.append(model.encode_memory(frames[:, T - 1], preds[-1][:, 1:]))
+        memory = [model.encode_memory(frames[:, t], fwd.preds[t - 1][:, 1:]) for t in range(1, n)]
+    memory.append(model.encode_memory(frames[:, T - 1], fwd.preds[-1][:, 1:]))
     own_keys = torch.cat([k for k, _ in memory], 0)     # [nB, K, hw, C_k], index (t-1) * B + b
     own_values = torch.cat([v for _, v in memory], 0)   # [nB, K, hw, C_v]
-    query = QueryFeatures(*(x.repeat(n, *[1] * (x.dim() - 1)) for x in first_query))
+    query = QueryFeatures(*(x.repeat(n, *[1] * (x.dim() - 1)) for x in fwd.first_query))
     everyone = present.repeat(n, 1)                                              # [nB, K]
     logits = model.segment(query, own_keys, own_values, (H, W), present=everyone, sdpa=cfg.sdpa)
     back = torch.softmax(logits, dim=1)                                          # [nB, K+1, H, W]

@@ -5,8 +5,10 @@ import cv2
 import numpy as np
 import torch
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(1, 1, 3)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(1, 1, 3)
+from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+
+_MEAN = np.array(IMAGENET_MEAN, dtype=np.float32).reshape(1, 1, 3)
+_STD = np.array(IMAGENET_STD, dtype=np.float32).reshape(1, 1, 3)
 
 
 class Letterbox:
@@ -24,7 +26,7 @@ class Letterbox:
         canvas = np.zeros((self.th, self.tw, 3), dtype=np.float32)
         resized = cv2.resize(rgb.astype(np.float32), (self.sw, self.sh), interpolation=cv2.INTER_LINEAR)
         canvas[self.top:self.top + self.sh, self.left:self.left + self.sw] = resized
-        canvas = (canvas / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        canvas = (canvas / 255.0 - _MEAN) / _STD
         return torch.from_numpy(canvas).permute(2, 0, 1).unsqueeze(0).contiguous()
 
     def mask(self, labels: np.ndarray, num_objects: int) -> torch.Tensor:

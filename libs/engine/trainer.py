@@ -1,28 +1,32 @@
-"""The training loop: cyclic loss, accumulation, checkpoints that resume exactly, signals, NaN stop."""
+"""The training loop: cyclic loss, accumulation, checkpoints that resume exactly, signals, NaN stop.
+
+Epochs are counted from 1 in everything a user reads (progress, logs, file names: epoch-0001.pth is
+written when the first epoch ends); `Trainer.epoch` is the number of finished epochs.
+"""
 import contextlib
-import glob
 import logging
-import os
 import random
 import signal
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from libs.engine.checkpointer import Checkpointer
 from libs.engine.cyclic import CyclicObjective
 from libs.engine.schedule import EpochSampler, lr_at
 from libs.errors import VOSError
-from libs.models.checkpoint import apply_weights, atomic_save, read_checkpoint
-from libs.utils.dist import DistInfo
+from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+from libs.utils.dist import DistInfo, wait_for_all, waiting_group
+from libs.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainSettings:
     """Everything the loop needs besides the model and the data."""
 
@@ -40,6 +44,7 @@ class TrainSettings:
     amp: bool = False
     config_text: str = ""
     max_minutes: float = 0.0      # stop (checkpoint saved) after this many minutes of `run`; 0 = no limit
+    progress_every_s: float = 30.0   # progress line interval when stderr is not a terminal
 
 
 def rng_state() -> Dict[str, Any]:
@@ -60,37 +65,42 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        set_cuda_rng_states(list(state["cuda"]))
 
 
-def latest_checkpoint(folder: str) -> str:
-    """`resume auto`: the newest checkpoint in `folder`."""
-    path = os.path.join(folder, "latest.pth")
-    if os.path.isfile(path):
-        return path
-    found = sorted(glob.glob(os.path.join(folder, "epoch-*.pth")))
-    if not found:
-        raise VOSError(f"resume auto: no checkpoint in {folder!r} (latest.pth or epoch-*.pth); "
-                       "train without `resume`, or pass resume /path/to/checkpoint.pth")
-    return found[-1]
+def set_cuda_rng_states(states: List[torch.Tensor]) -> None:
+    """Restore one saved generator state per CUDA device, as far as both exist; says so when the
+    checkpoint was written with another number of devices (resuming on fewer or more GPUs)."""
+    count = torch.cuda.device_count()
+    for index, state in enumerate(states[:count]):
+        torch.cuda.set_rng_state(state, index)
+    if len(states) != count:
+        log.warning("the checkpoint holds CUDA RNG states of %d device(s), this machine has %d: restored %d; "
+                    "the run continues, but not bit for bit as on the original devices",
+                    len(states), count, min(len(states), count))
 
 
 class Trainer:
-    """Runs epochs of cyclic training; rank 0 saves checkpoints and calls `on_epoch_end`."""
+    """Runs epochs of cyclic training; the checkpointer writes (rank 0 only), rank 0 validates while the
+    other ranks wait for it at a barrier that allows for a long validation."""
 
     def __init__(self, objective: CyclicObjective, optimizer: torch.optim.Optimizer, dataset, collate: Callable,
-                 settings: TrainSettings, device: torch.device, dist: DistInfo, writer=None,
-                 validate: Optional[Callable[[int], Optional[float]]] = None):
+                 settings: TrainSettings, device: torch.device, dist: DistInfo, *, writer=None,
+                 validate: Optional[Callable[[int], Optional[float]]] = None,
+                 checkpointer: Optional[Checkpointer] = None):
         self.objective, self.model = objective, objective.model
-        self.wrapped = objective
+        self.wrapped, self.waiting = objective, None
         if dist.distributed:
             ids = [device.index] if device.type == "cuda" else None
             self.wrapped = torch.nn.parallel.DistributedDataParallel(objective, device_ids=ids)
+            self.waiting = waiting_group()      # every rank creates it, in the same order
         self.optimizer, self.dataset, self.collate = optimizer, dataset, collate
         self.s, self.device, self.dist, self.writer, self.validate = settings, device, dist, writer, validate
+        self.checkpointer = checkpointer or Checkpointer(settings.checkpoint_dir, writer=dist.is_main)
         self.sampler = EpochSampler(len(dataset), settings.seed, dist.rank, dist.world_size)
         self.epoch, self.batch, self.step = 0, 0, 0
         self.stop_requested = False
+        self.stop_reason = ""             # why `run` stopped early ('' when it finished every epoch)
         self.deadline = float("inf")      # time.monotonic() at which `run` stops (max_minutes)
         # optional: (dataset, sampler, batch_size) -> iterable of collated batches (e.g. a DALI pipeline)
         self.loader_factory: Optional[Callable] = None
@@ -103,39 +113,27 @@ class Trainer:
                 "max_skip": self.dataset.state_dict() if hasattr(self.dataset, "state_dict") else {},
                 "rng": rng_state(), "config": self.s.config_text}
 
-    def save(self, name: Optional[str] = None) -> Optional[str]:
-        """Rank 0 writes latest.pth (and `name`) atomically; returns the path."""
-        if not self.dist.is_main:
+    def save(self, epoch: Optional[int] = None) -> Optional[str]:
+        """latest.pth (and epoch-NNNN.pth for `epoch`) through the checkpointer; None off rank 0."""
+        if not self.checkpointer.writer:
             return None
-        try:
-            state = self.state()
-            path = os.path.join(self.s.checkpoint_dir, "latest.pth")
-            atomic_save(state, path)
-            if name:
-                atomic_save(state, os.path.join(self.s.checkpoint_dir, name))
-        except OSError as err:
-            raise VOSError(f"cannot write checkpoints to {self.s.checkpoint_dir!r} ({err.strerror}); "
-                           "set `checkpoint` to a writable folder") from None
-        return path
+        return self.checkpointer.save(self.state(), epoch)
 
     def resume(self, path: str) -> None:
         """Load a checkpoint written by `save` (weights strictly, then optimizer, position and RNG)."""
-        data = read_checkpoint(path)
-        apply_weights(self.model, data, path)
-        missing = [k for k in ("optimizer", "epoch", "batch", "step", "rng") if k not in data]
-        if missing:
-            raise VOSError(f"{path!r} holds weights only (no {', '.join(missing)}): use it as `initial`, not `resume`")
+        data = self.checkpointer.load(path, self.model)
         self.optimizer.load_state_dict(data["optimizer"])
         self.epoch, self.batch, self.step = int(data["epoch"]), int(data["batch"]), int(data["step"])
         if data.get("max_skip") and hasattr(self.dataset, "load_state_dict"):
             self.dataset.load_state_dict(data["max_skip"])
         set_rng_state(data["rng"])
-        log.info("resumed from %s at epoch %d, batch %d (step %d)", path, self.epoch + 1, self.batch, self.step)
+        log.info("resumed from %s %s (optimizer step %d)", path, self.position(), self.step)
 
     # ------------------------------------------------------------ the loop
     def _on_signal(self, signum, _frame) -> None:
-        log.warning("signal %d: saving a checkpoint at the next step, then stopping", signum)
-        self.stop_requested = True
+        name = signal.Signals(signum).name
+        log.warning("%s: saving a checkpoint at the next step, then stopping", name)
+        self.stop_requested, self.stop_reason = True, name
 
     def _time_is_up(self) -> bool:
         """Whether max_minutes have passed; rank 0's clock decides so that every rank stops at one step."""
@@ -149,6 +147,7 @@ class Trainer:
         if up:
             log.warning("max_minutes %g reached: saving a checkpoint, then stopping (resume auto continues)",
                         self.s.max_minutes)
+            self.stop_reason = f"max_minutes {self.s.max_minutes:g}"
         return up
 
     def run(self) -> None:
@@ -177,8 +176,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loader = self._loader()
-        total = len(loader) + self.batch
-        bar = _progress(total, self.batch, f"epoch {self.epoch + 1}/{self.s.epochs}", self.dist.is_main)
+        bar = progress(len(loader) + self.batch, f"epoch {self.epoch + 1}/{self.s.epochs}", unit="batch",
+                       initial=self.batch, enabled=self.dist.is_main, every_s=self.s.progress_every_s)
         accum, tic = None, time.perf_counter()
         for batch in loader:
             data_time = time.perf_counter() - tic
@@ -198,11 +197,25 @@ class Trainer:
         bar.close()
         self.optimizer.zero_grad(set_to_none=True)     # an incomplete accumulation is dropped
         self.epoch, self.batch = self.epoch + 1, 0
-        self.save(f"epoch-{self.epoch:04d}.pth")
+        self._end_epoch()
+
+    def _end_epoch(self) -> None:
+        """Checkpoint and (every epoch_per_test epochs) validation on rank 0; then every rank meets the
+        others at a barrier whose timeout allows for the longest validation, so no rank sits in a
+        training collective (NCCL aborts those after 10 minutes) while rank 0 validates."""
+        self.save(self.epoch)
         if self.validate and self.epoch % self.s.epoch_per_test == 0:
             score = self.validate(self.epoch)
             if score is not None and self.writer:
                 self.writer.add_scalar("val/J&F", score, self.epoch)
+        if self.waiting is not None:
+            wait_for_all(self.waiting)
+
+    def position(self) -> str:
+        """Where the loop stands, as the progress bar and `resume` count: 'in epoch 1/2 after batch 5'."""
+        if self.batch == 0:
+            return f"after epoch {self.epoch}/{self.s.epochs}"
+        return f"in epoch {self.epoch + 1}/{self.s.epochs} after batch {self.batch}"
 
     def _micro_step(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
         k = max(1, int(batch["num_objects"].max()))       # drop object channels no clip of the batch uses
@@ -211,8 +224,7 @@ class Trainer:
         num = batch["num_objects"].to(self.device)
         boundary = (self.batch + 1) % self.s.iter_size == 0
         sync = contextlib.nullcontext() if boundary or not self.dist.distributed else self.wrapped.no_sync()
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                  enabled=self.s.amp)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.s.amp)
         with sync:
             with autocast:
                 losses = self.wrapped(frames, masks, num)
@@ -222,22 +234,25 @@ class Trainer:
     def _optimizer_step(self, loss: torch.Tensor, lr: float, data_time: float, bar, losses, batch) -> None:
         value = loss.item()                  # one host sync per optimizer step
         if not np.isfinite(value):
-            last = os.path.join(self.s.checkpoint_dir, "latest.pth")
             raise VOSError(f"training loss became {value} at epoch {self.epoch + 1}, step {self.step + 1}; "
-                           f"stopped without saving. The last good checkpoint is {last} (resume from it, "
-                           "perhaps with a lower learning_rate)")
+                           f"stopped without saving. The last good checkpoint is {self.checkpointer.latest_path} "
+                           "(resume from it, perhaps with a lower learning_rate)")
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         bar.set_postfix(loss=f"{value:.4f}", data=f"{data_time:.3f}s", lr=f"{lr:.2e}")
         bar.update(self.s.iter_size)
         if self.writer and self.dist.is_main:
-            self.writer.add_scalar("train/loss", value, self.step)
-            self.writer.add_scalar("train/lr", lr, self.step)
-            for name, skip in _skips(self.dataset).items():
-                self.writer.add_scalar(f"train/max_skip/{name}", skip, self.step)
-            if self.batch == self.s.iter_size:
-                self.writer.add_images("train/predictions", _grid(batch, losses["pred"]), self.step)
+            self._log_step(value, lr, losses, batch)
+
+    def _log_step(self, value: float, lr: float, losses: Dict[str, torch.Tensor], batch: Dict[str, Any]) -> None:
+        """TensorBoard scalars of a step, and the prediction grid at the epoch's first step."""
+        self.writer.add_scalar("train/loss", value, self.step)
+        self.writer.add_scalar("train/lr", lr, self.step)
+        for name, skip in _skips(self.dataset).items():
+            self.writer.add_scalar(f"train/max_skip/{name}", skip, self.step)
+        if self.batch == self.s.iter_size:
+            self.writer.add_images("train/predictions", prediction_grid(batch["frames"], losses["pred"]), self.step)
 
 
 def _skips(dataset) -> Dict[str, int]:
@@ -245,17 +260,17 @@ def _skips(dataset) -> Dict[str, int]:
     return {k: v.get("max_skip", 0) for k, v in state.items() if isinstance(v, dict)}
 
 
-def _progress(total: int, done: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-    return tqdm(total=total, initial=done, desc=desc, disable=not enabled, dynamic_ncols=True, leave=False)
+_TINTS = ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1))   # background, objects 1..5
 
 
-def _grid(batch: Dict[str, Any], pred: torch.Tensor) -> torch.Tensor:
-    """Last frame of each clip with its predicted objects tinted: [B, 3, H, W] in [0, 1]."""
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    img = (batch["frames"][:, -1].float() * std + mean).clamp(0, 1)
-    labels = pred.float().cpu().argmax(1, keepdim=True)                      # [B, 1, H, W]
-    colours = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1]]).float()
-    tint = colours[labels.clamp(max=5).squeeze(1)].permute(0, 3, 1, 2)     # [B, 3, H, W]
+def prediction_grid(frames: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """Last frame of each clip (frames [B, T, 3, H, W], normalised) with its predicted objects (pred
+    [B, K+1, H, W]) tinted: [B, 3, H, W] in [0, 1], on the frames' device (the GPU with DALI)."""
+    device = frames.device
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    img = (frames[:, -1].float() * std + mean).clamp(0, 1)                     # [B, 3, H, W]
+    labels = pred.detach().float().to(device).argmax(1, keepdim=True)          # [B, 1, H, W]
+    colours = torch.tensor(_TINTS, dtype=torch.float32, device=device)
+    tint = colours[labels.clamp(max=len(_TINTS) - 1).squeeze(1)].permute(0, 3, 1, 2)   # [B, 3, H, W]
     return torch.where(labels > 0, 0.5 * img + 0.5 * tint, img)

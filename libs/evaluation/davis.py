@@ -27,8 +27,9 @@ from libs.errors import VOSError
 from libs.evaluation.metrics import BOUND_TH, boundary_radius, disk, frame_scores
 from libs.evaluation.png import read_label_png
 from libs.evaluation.report import DavisResults, SequenceScores
+from libs.utils.constants import VOID_LABEL
+from libs.utils.device import resolve_device_kind
 
-VOID_LABEL = 255
 RESOLUTION = "480p"
 
 
@@ -68,7 +69,7 @@ def evaluate_davis(davis_path: str, results_path: str, set_name: str = "val", ye
         ground_truth = {name: os.path.join(davis_path, "Annotations", RESOLUTION, name) for name in names}
     tasks = build_tasks(ground_truth, results_path, year, bound_th)
     keep_freed_memory()
-    if resolve_device(device) == "cuda":
+    if resolve_device_kind(device) == "cuda":
         from libs.evaluation.metrics_torch import evaluate_sequence_torch
         scores = [evaluate_sequence_torch(task) for task in tasks]
     elif workers == 1 or len(tasks) == 1:
@@ -212,26 +213,6 @@ def _as_label_map(array: np.ndarray, path: str) -> np.ndarray:
 def _size(shape: Tuple[int, ...]) -> str:
     """'WxH' of an array shape."""
     return f"{shape[1]}x{shape[0]}"
-
-
-def resolve_device(device: str) -> str:
-    """'cpu' or 'cuda' for 'cpu' / 'cuda' / 'auto' (auto: CUDA when torch sees a GPU)."""
-    if device not in ("cpu", "cuda", "auto"):
-        raise VOSError(f"--device must be cpu, cuda or auto, got {device!r}")
-    if device == "cpu":
-        return "cpu"
-    available = _cuda_available()
-    if device == "cuda" and not available:
-        raise VOSError("--device cuda was asked but torch sees no CUDA device; use --device cpu")
-    return "cuda" if available else "cpu"
-
-
-def _cuda_available() -> bool:
-    """True when an NVIDIA driver is loaded and torch can use it (torch is imported only then)."""
-    if not os.path.exists("/proc/driver/nvidia/version"):
-        return False
-    import torch
-    return torch.cuda.is_available()
 
 
 def _run_pool(tasks: List[SequenceTask], workers: int) -> List[SequenceScores]:

@@ -7,24 +7,10 @@ from PIL import Image
 
 from libs.errors import VOSError
 from libs.io.paths import atomic_path
+from libs.utils.constants import davis_palette
 
 GREY_MODES = ("L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "I;16N")
 _WRITE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}
-
-
-def davis_palette() -> List[int]:
-    """The DAVIS / PASCAL VOC colour map: the bits of each index spread over R, G and B; 768 ints."""
-    palette = []
-    for index in range(256):
-        red = green = blue = 0
-        code = index
-        for bit in range(8):
-            red |= ((code >> 0) & 1) << (7 - bit)
-            green |= ((code >> 1) & 1) << (7 - bit)
-            blue |= ((code >> 2) & 1) << (7 - bit)
-            code >>= 3
-        palette.extend((red, green, blue))
-    return palette
 
 
 def full_palette(palette: Optional[Sequence[int]]) -> List[int]:

@@ -1,20 +1,41 @@
-"""ResNet trunks truncated after layer3, registered by name, with offline-first ImageNet weights."""
+"""ResNet trunks truncated after layer3, registered by name, with offline-first ImageNet weights.
+
+A new backbone is one class plus one line: a torchvision-style ResNet (conv1, bn1, relu, maxpool,
+layer1..layer3 giving 64e, 128e and 256e channels at strides 4, 8 and 16) and its register line, e.g.
+
+    class ResNet10(models.ResNet):
+        def __init__(self, weights=None):
+            super().__init__(models.resnet.BasicBlock, [1, 1, 1, 1])
+
+    register_backbone("resnet10", ResNet10)        # expand 1; no ImageNet weights
+
+after which `arch resnet10` is accepted by the config, train.py, test.py and the demo.
+"""
 import os
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 from torchvision import models
 
 from libs.errors import VOSError
+from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 
-# name -> (torchvision constructor, torchvision weights enum, channel expansion of the blocks)
-_BACKBONES: Dict[str, Tuple[Callable[..., nn.Module], object, int]] = {}
+# name -> (torchvision-style constructor, torchvision weights enum or None, channel expansion of the blocks)
+_BACKBONES: Dict[str, Tuple[Callable[..., nn.Module], Optional[object], int]] = {}
 
 
-def register_backbone(name: str, constructor: Callable[..., nn.Module], weights: object, expand: int) -> None:
-    """Make a torchvision-style ResNet available as `arch NAME`."""
+def register_backbone(name: str, constructor: Callable[..., nn.Module], weights: Optional[object] = None,
+                      expand: int = 1) -> None:
+    """Make a torchvision-style ResNet available as `arch NAME`: `constructor(weights=None)` builds it,
+    `weights` is its torchvision ImageNet weights enum (None: none exist), `expand` 1 for basic blocks,
+    4 for bottlenecks."""
     _BACKBONES[name] = (constructor, weights, expand)
+
+
+def known_backbones() -> List[str]:
+    """Names of every registered backbone, in registration order."""
+    return list(_BACKBONES)
 
 
 register_backbone("resnet18", models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1, 1)
@@ -42,6 +63,9 @@ def build_resnet(arch: str) -> nn.Module:
 def imagenet_state_dict(arch: str, allow_download: bool = True) -> Dict[str, torch.Tensor]:
     """torchvision's ImageNet weights from the local torch hub cache; downloads only if asked and online."""
     weights = _lookup(arch)[1]
+    if weights is None:
+        raise VOSError(f"arch {arch} has no ImageNet weights registered; pass backbone_weights '' (random init) "
+                       "or a path to a state dict of it")
     filename = os.path.basename(weights.url)
     cached = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
     if os.path.isfile(cached):
@@ -85,8 +109,10 @@ class ResNetTrunk(nn.Module):
         super().__init__()
         resnet = build_resnet(arch)
         load_backbone_weights(resnet, arch, backbone_weights)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        # Unused by forward (frames arrive normalised): kept only because the released checkpoints
+        # hold these keys (Encoder_M.mean, Encoder_Q.std, ...) and loading is strict.
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         if with_mask_inputs:  # memory encoder: object mask and background mask enter beside the frame
             self.conv1_m = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
             self.conv1_bg = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)

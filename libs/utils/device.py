@@ -1,14 +1,25 @@
-"""Choosing the device from `gpu_id`, and what the CPU can do."""
-import logging
-from typing import Iterable
+"""The one place that chooses the device (from `gpu_id`, or cpu/cuda/auto), and what the CPU can do.
 
-import torch
+torch is imported only inside the functions that need it, so the torch-free evaluation package
+(`python3 -m libs.evaluation`) can resolve its `--device` without loading torch on a CPU machine.
+"""
+import logging
+import os
+from typing import TYPE_CHECKING, Iterable
+
+from libs.errors import VOSError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
+DEVICE_CHOICES = ("cpu", "cuda", "auto")
 
 
-def resolve_device(gpu_id: int) -> torch.device:
+def resolve_device(gpu_id: int) -> "torch.device":
     """`gpu_id` -1 -> CPU; otherwise that CUDA device, or the CPU with one warning when CUDA is absent."""
+    import torch
+
     if gpu_id < 0:
         return torch.device("cpu")
     if not torch.cuda.is_available():
@@ -18,6 +29,28 @@ def resolve_device(gpu_id: int) -> torch.device:
         log.warning("gpu_id %d does not exist (%d CUDA devices): using cuda:0", gpu_id, torch.cuda.device_count())
         gpu_id = 0
     return torch.device(f"cuda:{gpu_id}")
+
+
+def resolve_device_kind(choice: str, option: str = "--device") -> str:
+    """'cpu' or 'cuda' for `choice` 'cpu' / 'cuda' / 'auto' (auto: CUDA when torch sees a GPU); a VOSError
+    naming `option` for anything else, or for 'cuda' without a usable GPU."""
+    if choice not in DEVICE_CHOICES:
+        raise VOSError(f"{option} must be {', '.join(DEVICE_CHOICES[:-1])} or {DEVICE_CHOICES[-1]}, got {choice!r}")
+    if choice == "cpu":
+        return "cpu"
+    available = cuda_available()
+    if choice == "cuda" and not available:
+        raise VOSError(f"{option} cuda was asked but torch sees no CUDA device; use {option} cpu")
+    return "cuda" if available else "cpu"
+
+
+def cuda_available() -> bool:
+    """True when an NVIDIA driver is loaded and torch can use it (torch is imported only then)."""
+    if not os.path.exists("/proc/driver/nvidia/version"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")

@@ -1,6 +1,7 @@
 """torchrun / DDP helpers; the environment is read only when `init_distributed` is called."""
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -36,6 +37,22 @@ def init_distributed(use_cuda: bool, backend: str = "nccl", init_method: str = "
     dist.init_process_group(backend=backend if use_cuda else "gloo", init_method=init_method,
                             rank=rank, world_size=world)
     return DistInfo(rank, world, local)
+
+
+# How long ranks wait for rank 0 at the end of an epoch (checkpoint + validation). NCCL gives its
+# collectives 10 minutes, far less than a YouTube-VOS validation or DAVIS with correction at R50.
+VALIDATION_WAIT = timedelta(hours=24)
+
+
+def waiting_group(timeout: timedelta = VALIDATION_WAIT):
+    """A gloo group of all ranks whose barrier waits up to `timeout`; every rank must create it, in the
+    same order as its other groups."""
+    return dist.new_group(backend="gloo", timeout=timeout)
+
+
+def wait_for_all(group) -> None:
+    """Block until every rank of `group` (from `waiting_group`) has arrived."""
+    dist.barrier(group=group)
 
 
 def shutdown() -> None:

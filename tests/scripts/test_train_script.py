@@ -1,5 +1,7 @@
 """train.py through its real command line: a short run, SIGKILL + `resume auto`, SIGTERM, bad input."""
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -47,19 +49,22 @@ def test_train_runs_validates_and_sigkill_resume_is_exact(data_root, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert {"epoch-0001.pth", "epoch-0002.pth", "latest.pth", "config.yaml", "train.log"} <= set(os.listdir(full))
     assert "validation J&F-Mean" in proc.stderr and "effective batch 2" in proc.stderr
+    assert "finished 2 epochs (4 optimizer steps)" in proc.stderr
+    assert re.search(r"^epoch 2/2: 4/4 batch \(.*\) loss=", proc.stderr, re.M) and "\r" not in proc.stderr
     assert os.listdir(os.path.join(full, "tb"))
-    killed = str(tmp_path / "killed")
-    run = subprocess.Popen(_cmd(data_root, killed), cwd=ROOT, stdout=subprocess.DEVNULL,
+    killed = str(tmp_path / "killed")                      # keeps one epoch checkpoint: resume after pruning
+    run = subprocess.Popen(_cmd(data_root, killed, "keep_checkpoints", "1"), cwd=ROOT, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, env=_env())
     deadline = time.time() + 600
     while not os.path.exists(os.path.join(killed, "epoch-0001.pth")) and time.time() < deadline:
         time.sleep(0.2)
     run.send_signal(signal.SIGKILL)
     run.wait()
-    resumed = subprocess.run(_cmd(data_root, killed, "resume", "auto"), cwd=ROOT, capture_output=True,
-                             text=True, env=_env(), timeout=600)
+    resumed = subprocess.run(_cmd(data_root, killed, "resume", "auto", "keep_checkpoints", "1"), cwd=ROOT,
+                             capture_output=True, text=True, env=_env(), timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from" in resumed.stderr
+    assert {n for n in os.listdir(killed) if n.endswith(".pth")} == {"epoch-0002.pth", "latest.pth"}
     a, b = _weights(os.path.join(full, "epoch-0002.pth")), _weights(os.path.join(killed, "epoch-0002.pth"))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -75,7 +80,8 @@ def test_sigterm_saves_and_exits_cleanly(data_root, tmp_path):
     run.send_signal(signal.SIGTERM)
     _, err = run.communicate(timeout=300)
     assert run.returncode == 0, err[-2000:]
-    assert "saving a checkpoint at the next step" in err
+    assert "SIGTERM: saving a checkpoint at the next step" in err
+    assert re.search(r"training interrupted \(SIGTERM\) (in epoch \d+/50 after batch \d+|after epoch \d+/50)", err)
     state = torch.load(os.path.join(ckpt, "latest.pth"), map_location="cpu", weights_only=True)
     assert state["epoch"] < 50 and set(state) >= {"optimizer", "rng", "max_skip", "step", "batch"}
 
@@ -89,6 +95,28 @@ def test_max_minutes_stops_with_a_checkpoint(data_root, tmp_path):
     assert "max_minutes 1e-05 reached" in proc.stderr
     state = torch.load(os.path.join(ckpt, "latest.pth"), map_location="cpu", weights_only=True)
     assert (state["epoch"], state["step"]) == (0, 1)
+    assert "training interrupted (max_minutes 1e-05) in epoch 1/50 after batch 2 (optimizer step 1); saved " \
+        f"{ckpt}/latest.pth. Resume with:" in proc.stderr
+    command = proc.stderr.split("Resume with:\n", 1)[1].splitlines()[0].strip()
+    args = shlex.split(command)
+    assert args[1:4] == ["train.py", "--cfg", "config.yaml"] and args[-2:] == ["resume", "auto"]
+    assert args[args.index("max_minutes") + 1] == "1e-5" and "epoch 1/50" in proc.stderr
+    assert os.path.samefile(args[0], sys.executable)
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["train.py", "--cfg", "c.yaml", "epochs", "3"], "train.py --cfg c.yaml epochs 3 resume auto"),
+    (["train.py", "--cfg=c.yaml", "resume", "x.pth", "output_dir", ""],
+     "train.py --cfg=c.yaml output_dir '' resume auto"),
+    (["train.py", "--local_rank=1", "trainset", "['A', 'B']", "resume", ""],
+     "train.py trainset '['\"'\"'A'\"'\"', '\"'\"'B'\"'\"']' resume auto"),
+])
+def test_resume_command_repeats_the_arguments_with_resume_auto(argv, expected):
+    import train
+
+    command = train.resume_command(argv)
+    assert command.split(" ", 1)[1] == expected
+    assert shlex.split(command)[1:] == shlex.split(expected)
 
 
 @pytest.mark.parametrize("fast,solver", [(False, "adam"), (True, "adam"), (True, "sgd")])

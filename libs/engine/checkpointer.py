@@ -1,0 +1,95 @@
+"""Training checkpoint files of one folder: atomic saves, the newest for `resume auto`, strict loading, pruning.
+
+The trainer decides *what* a checkpoint holds (`Trainer.state`); the checkpointer decides *where*
+it goes: `latest.pth` after every save and `epoch-NNNN.pth` at the end of epoch NNNN (1-based),
+of which only the `keep` newest stay when `keep` > 0 (`latest.pth` is never removed, so
+`resume auto` always finds the newest state).
+"""
+import logging
+import os
+import re
+from typing import Any, Dict, List, Optional
+
+from torch import nn
+
+from libs.errors import VOSError
+from libs.models.checkpoint import apply_weights, atomic_save, read_checkpoint
+
+log = logging.getLogger(__name__)
+
+LATEST = "latest.pth"
+_EPOCH_FILE = re.compile(r"^epoch-(\d{4,})\.pth$")
+RESUME_KEYS = ("optimizer", "epoch", "batch", "step", "rng")
+
+
+def epoch_file(epoch: int) -> str:
+    """'epoch-0006.pth' for epoch 6 (1-based: the checkpoint written when epoch 6 has ended)."""
+    return f"epoch-{epoch:04d}.pth"
+
+
+class Checkpointer:
+    """Saves and finds the checkpoints of `folder`; only a `writer` (rank 0) touches files."""
+
+    def __init__(self, folder: str, keep: int = 0, writer: bool = True) -> None:
+        if keep < 0:
+            raise VOSError(f"keep_checkpoints must be >= 0 (0 keeps every epoch checkpoint), got {keep}")
+        self.folder, self.keep, self.writer = folder, int(keep), writer
+
+    @property
+    def latest_path(self) -> str:
+        """The path of latest.pth (it may not exist yet)."""
+        return os.path.join(self.folder, LATEST)
+
+    def save(self, state: Dict[str, Any], epoch: Optional[int] = None) -> Optional[str]:
+        """Write `state` to latest.pth (and epoch-NNNN.pth for `epoch`) atomically, then prune; returns the
+        latest path, or None when this process is not the writer."""
+        if not self.writer:
+            return None
+        try:
+            atomic_save(state, self.latest_path)
+            if epoch is not None:
+                atomic_save(state, os.path.join(self.folder, epoch_file(epoch)))
+                self.prune()
+        except OSError as err:
+            raise VOSError(f"cannot write checkpoints to {self.folder!r} ({err.strerror}); "
+                           "set `checkpoint` to a writable folder") from None
+        return self.latest_path
+
+    def epoch_checkpoints(self) -> List[str]:
+        """Paths of the folder's epoch-NNNN.pth files, oldest epoch first."""
+        if not os.path.isdir(self.folder):
+            return []
+        found = [(int(m.group(1)), name) for name in os.listdir(self.folder) if (m := _EPOCH_FILE.match(name))]
+        return [os.path.join(self.folder, name) for _, name in sorted(found)]
+
+    def prune(self) -> List[str]:
+        """Remove all but the `keep` newest epoch checkpoints (none when keep is 0); returns the removed paths."""
+        if not self.keep:
+            return []
+        removed = self.epoch_checkpoints()[:-self.keep]
+        for path in removed:
+            os.remove(path)
+        if removed:
+            log.debug("keep_checkpoints %d: removed %s", self.keep, ", ".join(map(os.path.basename, removed)))
+        return removed
+
+    def latest(self) -> str:
+        """`resume auto`: latest.pth, else the newest epoch-NNNN.pth; a VOSError when there is none."""
+        if os.path.isfile(self.latest_path):
+            return self.latest_path
+        found = self.epoch_checkpoints()
+        if not found:
+            raise VOSError(f"resume auto: no checkpoint in {self.folder!r} ({LATEST} or epoch-*.pth); "
+                           "train without `resume`, or pass resume /path/to/checkpoint.pth")
+        return found[-1]
+
+    def load(self, path: str, model: nn.Module) -> Dict[str, Any]:
+        """Strictly load the weights of training checkpoint `path` into `model`; returns the whole checkpoint,
+        which must hold the training state too (else a VOSError: a weights-only file is an `initial`)."""
+        data = read_checkpoint(path)
+        apply_weights(model, data, path)
+        missing = [key for key in RESUME_KEYS if key not in data]
+        if missing:
+            raise VOSError(f"{path!r} holds weights only (no {', '.join(missing)}): use it as `initial`, "
+                           "not `resume`")
+        return data

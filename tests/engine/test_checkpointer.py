@@ -1,0 +1,80 @@
+"""The checkpointer: atomic saves, pruning to keep_checkpoints, `resume auto`, strict loading."""
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from libs.engine.checkpointer import Checkpointer, epoch_file
+from libs.errors import VOSError
+
+STATE = {"state_dict": {"w": torch.ones(2)}, "optimizer": {}, "epoch": 1, "batch": 0, "step": 3, "rng": {}}
+
+
+def test_keep_prunes_to_the_newest_epoch_files_and_never_latest(tmp_path):
+    ckpt = Checkpointer(str(tmp_path), keep=2)
+    for epoch in (1, 2, 3, 4):
+        assert ckpt.save({**STATE, "epoch": epoch}, epoch) == str(tmp_path / "latest.pth")
+    assert sorted(os.listdir(tmp_path)) == ["epoch-0003.pth", "epoch-0004.pth", "latest.pth"]
+    assert torch.load(ckpt.latest(), weights_only=True)["epoch"] == 4
+    ckpt.save({**STATE, "epoch": 4})                      # a mid-epoch save touches only latest.pth
+    assert sorted(os.listdir(tmp_path)) == ["epoch-0003.pth", "epoch-0004.pth", "latest.pth"]
+
+
+def test_keep_zero_keeps_everything_and_epochs_sort_by_number(tmp_path):
+    ckpt = Checkpointer(str(tmp_path))
+    for epoch in (9999, 10000, 2):
+        ckpt.save(STATE, epoch)
+    names = [os.path.basename(p) for p in ckpt.epoch_checkpoints()]
+    assert names == ["epoch-0002.pth", "epoch-9999.pth", "epoch-10000.pth"] and epoch_file(7) == "epoch-0007.pth"
+    (tmp_path / "epoch-best.pth").write_text("not mine")  # only epoch-NNNN.pth files are ever pruned
+    Checkpointer(str(tmp_path), keep=1).prune()
+    assert sorted(os.listdir(tmp_path)) == ["epoch-10000.pth", "epoch-best.pth", "latest.pth"]
+
+
+def test_resume_auto_prefers_latest_then_the_newest_epoch(tmp_path):
+    ckpt = Checkpointer(str(tmp_path))
+    with pytest.raises(VOSError, match="resume auto: no checkpoint in .*; train without `resume`"):
+        ckpt.latest()
+    ckpt.save(STATE, 2)
+    ckpt.save(STATE, 10)
+    assert ckpt.latest() == str(tmp_path / "latest.pth")
+    os.remove(tmp_path / "latest.pth")
+    assert ckpt.latest() == str(tmp_path / "epoch-0010.pth")
+
+
+def test_only_the_writer_writes(tmp_path):
+    assert Checkpointer(str(tmp_path), writer=False).save(STATE, 1) is None
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_keep_and_unwritable_folder_are_clear_errors(tmp_path):
+    with pytest.raises(VOSError, match="keep_checkpoints must be >= 0"):
+        Checkpointer(str(tmp_path), keep=-1)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(VOSError, match="cannot write .*file/ckpt/latest.pth"):
+        Checkpointer(str(tmp_path / "file" / "ckpt")).save(STATE, 1)
+
+
+def test_load_is_strict_and_refuses_weights_only_files(tmp_path):
+    model = nn.Linear(2, 1)
+    ckpt = Checkpointer(str(tmp_path))
+    ckpt.save({**STATE, "state_dict": model.state_dict()}, 1)
+    other = nn.Linear(2, 1)
+    assert ckpt.load(ckpt.latest(), other)["step"] == 3
+    assert torch.equal(other.weight, model.weight)
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "w.pth")
+    with pytest.raises(VOSError, match="holds weights only .*use it as `initial`, not `resume`"):
+        ckpt.load(str(tmp_path / "w.pth"), other)
+    with pytest.raises(VOSError, match="does not fit"):
+        ckpt.load(ckpt.latest(), nn.Linear(3, 1))
+
+
+def test_the_quickstart_keeps_the_checkpoint_it_tests_and_latest(tmp_path):
+    from libs.config import load_cfg
+
+    cfg = load_cfg("configs/quickstart.yaml")
+    ckpt = Checkpointer(str(tmp_path), keep=cfg.keep_checkpoints)
+    for epoch in range(1, cfg.epochs + 1):
+        ckpt.save(STATE, epoch)
+    assert sorted(os.listdir(tmp_path)) == [f"epoch-{cfg.epochs:04d}.pth", "latest.pth"]
