@@ -66,7 +66,7 @@ def cycle_loss(pred: torch.Tensor, model: STM, frame: torch.Tensor, stem: torch.
     """The correction's loss as a function of the prediction pred [1, K+1, H, W] (fp32): a scalar."""
     objects = as_dtype(pred[:, 1:num_objects + 1], frame.dtype)          # [1, K, H, W] network dtype
     key, value = model.encode_memory(frame, objects, stem)
-    back = torch.softmax(model.segment(ref_query, key, value, out_size, sdpa=True).float(), dim=1)
+    back = torch.softmax(model.segment(ref_query, key, value, out_size, sdpa=True), dim=1)   # fp32 (decode)
     return correction_loss(back, ref_mask, num_objects, by_sort=True)
 
 

@@ -27,7 +27,7 @@ def segment_step(model: STM, frame: torch.Tensor, mem_key: torch.Tensor, mem_val
     merged probabilities [1, K+1, H, W] in fp32 (the softmaxes and the soft aggregation in fp32)."""
     query = model.encode_query(frame)
     logits = model.segment(query, mem_key, mem_value, out_size, bias, sdpa=True)
-    return torch.softmax(logits.float(), dim=1)
+    return torch.softmax(logits, dim=1)             # fp32: decode's softmax and soft aggregation are fp32
 
 
 class FastSteps:
