@@ -37,10 +37,10 @@ fi
 if [ $TINY = 1 ]; then
     # compiled-bf16 is left out here: bf16 is emulated on CPUs without bf16 instructions, and its inductor
     # compilation would double this dry run's time; the compiled fp32 row exercises the same code
-    ENGINE="--tiny --size 32 64 --frames 6 --rate 50 --ops --paths plain,fast,fast-bf16,compiled --train_iters 0"
+    ENGINE="--tiny --size 32 64 --frames 5 --rate 50 --ops --paths plain,fast,fast-bf16,compiled --train_iters 0"
     TRAIN="--tiny --size 32 64"
     LONG="--tiny --size 32 64 --long 20 --every 10 --max_memory_frames 7 --train_iters 0 --paths fast,compiled --rate 50"
-    GPU_TESTS="tests/engine"
+    GPU_TESTS="tests/engine/test_fast_path.py"
     LIMITS=(120 240 120 180)
 else
     ENGINE="--frames 70 --rate 180 --ops --paths plain,fast,fast-bf16,compiled,compiled-bf16 --train_iters 0"

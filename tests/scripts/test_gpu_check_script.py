@@ -22,7 +22,8 @@ def test_tiny_dry_run_writes_all_sections_and_a_summary(tmp_path):
         assert (out / f"{name}.txt").stat().st_size > 0, name
     summary = done.stdout[done.stdout.index("== gpu_check summary"):]
     assert [m for m in re.findall(r"^-- (\w+): ok", summary, re.M)] == ["gpu_tests", "engine", "training", "long"]
-    rows = {_cells(line)[1]: _cells(line) for line in summary.splitlines() if line.startswith("| resnet18 32x64")}
+    rows = {_cells(line)[1]: _cells(line) for line in summary.splitlines()
+            if line.startswith("| resnet18 32x64 loop 1 |")}
     assert sorted(rows) == ["compiled", "fast", "fast-bf16", "plain"]
     assert float(rows["compiled"][6]) >= 99.5 and float(rows["compiled"][9]) >= 0      # agree %, compile s
     assert rows["fast"][9] == "-" and float(rows["compiled"][2]) > 0
