@@ -45,9 +45,9 @@ if [ $TINY = 1 ]; then
 else
     ENGINE="--frames 70 --rate 180 --ops --paths plain,fast,fast-bf16,compiled,compiled-bf16 --train_iters 0"
     TRAIN="--train_iters 10"
-    LONG="--arch resnet50 --size 480 854 --long 2000 --every 250 --max_memory_frames 20 --train_iters 0 --paths fast,compiled"
+    LONG="--arch resnet50 --size 480 854 --long 2000 --every 250 --max_memory_frames 20 --train_iters 0 --paths fast"
     GPU_TESTS="tests"
-    LIMITS=(90 240 90 60)
+    LIMITS=(120 240 75 45)
 fi
 
 declare -A STATUS
