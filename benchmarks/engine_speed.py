@@ -189,7 +189,8 @@ def ops_per_frame(engine: InferenceEngine, frames: List[torch.Tensor], first: to
     """Operations per segmented frame from one profiled run over the first `count` frames: on CUDA the
     kernels and copies (launches a GPU pays for whatever their size), on a CPU the ATen operators the
     code calls (outermost ones, so a convolution counts once whatever its CPU kernel does inside) that
-    compute (views, allocations and casts to the tensor's own type left out)."""
+    compute (views, allocations and casts to the tensor's own type left out; inductor's fused CPU kernels
+    are not profiler events, so a compiled path's CPU count holds only the library operators it calls)."""
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     frames = frames[:count]
     with profile(activities=activities) as prof:
