@@ -40,7 +40,7 @@ def test_compiled_run_writes_the_plain_paths_masks(runs):
     plain = np.stack([read_png(str(plain_dir / video[0] / s))[1] for s in stems])
     compiled = np.stack([read_png(str(compiled_dir / video[0] / s))[1] for s in stems])
     assert agreement(plain, compiled) >= 0.995
-    assert len(np.unique(plain[1:])) == 3                    # both objects are still segmented
+    assert {1, 2} <= set(np.unique(plain[1:]).tolist())      # both objects are still segmented
 
 
 def test_compile_without_the_fast_path_is_a_one_line_error(script_pool, tmp_path):
