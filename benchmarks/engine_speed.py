@@ -38,11 +38,13 @@ from libs.errors import VOSError  # noqa: E402
 from libs.models.checkpoint import load_weights  # noqa: E402
 from libs.models.stm import STM  # noqa: E402
 
-# The original's figures on an H100 (from the issue): FPS per (arch, input size, loop) ...
-ORIGINAL_FPS = {("resnet18", (240, 427), 10): 27.3, ("resnet50", (480, 854), 10): 8.95,
-                ("resnet18", (240, 427), 0): 94.0, ("resnet50", (240, 427), 0): 64.0,
-                ("resnet18", (480, 854), 0): 29.0, ("resnet50", (480, 854), 0): 21.0}
-# ... and seconds per training iteration (3 frames, batch 1, 240x427, Adam) per arch.
+# The original's FPS on an H200 (issue 10, 70 frames, save_freq 5, correction_rate 180) per (arch, input
+# size, loop); the targets are 5x without correction, 10x with (the first issue's H100 figures were
+# 27.3, 8.95, 94.0, 64.0, 29.0, 21.0) ...
+ORIGINAL_FPS = {("resnet18", (240, 427), 10): 31.7, ("resnet50", (480, 854), 10): 12.8,
+                ("resnet18", (240, 427), 0): 134.7, ("resnet50", (240, 427), 0): 80.8,
+                ("resnet18", (480, 854), 0): 39.1, ("resnet50", (480, 854), 0): 27.3}
+# ... and seconds per training iteration (3 frames, batch 1, 240x427, Adam) per arch, on an H100.
 ORIGINAL_TRAIN = {"resnet18": 0.104, "resnet50": 0.159}
 TRAIN_SIZE = (240, 427)
 # ATen operators that only make views, allocate or query: not operations for --ops on a CPU (nor are
