@@ -8,10 +8,11 @@
 Random weights (STM(...)) and synthetic frames (libs.dataset.synthetic); nothing is downloaded.
 For each setting it prints the frames per second of each engine path (plain: the straightforward fp32
 engine; fast: folded, channels-last copy, preallocated memory, SDPA read, mask-only correction;
-fast-bf16: the same under bf16 autocast, by default on CUDA only, on a CPU name it in --paths), the
-share of output pixels whose label agrees with the plain path, the peak GPU memory, and the cyclic
-training step (Adam) in seconds per iteration and clips per second. On CUDA the original STM-Cycle's
-figures stand beside ours.
+fast-bf16: the same with the copy's weights in bf16; compiled, compiled-bf16: the fast path's steps
+compiled by torch.compile, CUDA graphs on a GPU; by default the bf16 and compiled paths run on CUDA only,
+on a CPU name them in --paths), the seconds spent compiling (not in the FPS), the share of output pixels
+whose label agrees with the plain path, the peak GPU memory, and the cyclic training step (Adam) in
+seconds per iteration and clips per second. On CUDA the original STM-Cycle's figures stand beside ours.
 """
 import argparse
 import os
@@ -37,20 +38,27 @@ from libs.errors import VOSError  # noqa: E402
 from libs.models.checkpoint import load_weights  # noqa: E402
 from libs.models.stm import STM  # noqa: E402
 
-# The original's figures on an H100 (from the issue): FPS per (arch, input size, loop) ...
-ORIGINAL_FPS = {("resnet18", (240, 427), 10): 27.3, ("resnet50", (480, 854), 10): 8.95,
-                ("resnet18", (240, 427), 0): 94.0, ("resnet50", (240, 427), 0): 64.0,
-                ("resnet18", (480, 854), 0): 29.0, ("resnet50", (480, 854), 0): 21.0}
-# ... and seconds per training iteration (3 frames, batch 1, 240x427, Adam) per arch.
+# The original's FPS on an H200 (issue 10, 70 frames, save_freq 5, correction_rate 180) per (arch, input
+# size, loop); the targets are 5x without correction, 10x with (the first issue's H100 figures were
+# 27.3, 8.95, 94.0, 64.0, 29.0, 21.0) ...
+ORIGINAL_FPS = {("resnet18", (240, 427), 10): 31.7, ("resnet50", (480, 854), 10): 12.8,
+                ("resnet18", (240, 427), 0): 134.7, ("resnet50", (240, 427), 0): 80.8,
+                ("resnet18", (480, 854), 0): 39.1, ("resnet50", (480, 854), 0): 27.3}
+# ... and seconds per training iteration (3 frames, batch 1, 240x427, Adam) per arch, on an H100.
 ORIGINAL_TRAIN = {"resnet18": 0.104, "resnet50": 0.159}
 TRAIN_SIZE = (240, 427)
-# ATen operators that only make views or allocate: not counted as operations by --ops on a CPU.
+# ATen operators that only make views, allocate or query: not operations for --ops on a CPU (nor are
+# to / contiguous / _to_copy-free casts that return their input: they have no computing sub-operator).
 NO_KERNEL = {f"aten::{n}" for n in ("empty", "empty_strided", "empty_like", "view", "_unsafe_view", "reshape",
                                     "as_strided", "expand", "permute", "transpose", "t", "unsqueeze", "squeeze",
                                     "slice", "select", "narrow", "alias", "detach", "lift_fresh", "resize_",
-                                    "set_", "unflatten", "flatten", "split", "chunk", "unbind", "contiguous")}
+                                    "set_", "unflatten", "flatten", "split", "chunk", "unbind", "contiguous",
+                                    "to", "type_as", "_reshape_alias", "resolve_conj", "resolve_neg",
+                                    "_nnpack_available", "is_nonzero", "item", "_local_scalar_dense")}
 PATHS = {"plain": dict(fast=False, amp=False), "fast": dict(fast=True, amp=False),
-         "fast-bf16": dict(fast=True, amp=True)}
+         "fast-bf16": dict(fast=True, amp=True), "compiled": dict(fast=True, amp=False, compile=True),
+         "compiled-bf16": dict(fast=True, amp=True, compile=True)}
+GPU_PATHS = ["plain", "fast", "fast-bf16", "compiled", "compiled-bf16"]
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--save_freq", type=int, default=5)
     p.add_argument("--rate", type=float, default=150.0, help="correction_rate")
     p.add_argument("--max_memory_frames", type=int, default=None, help="0: unbounded (default; 20 with --long)")
-    p.add_argument("--paths", default=None, help="comma-separated engine paths (default: plain,fast and on "
-                   "CUDA fast-bf16)")
+    p.add_argument("--paths", default=None, help="comma-separated engine paths (default: plain,fast; on CUDA "
+                   "plain,fast,fast-bf16,compiled,compiled-bf16; '' for the training rows only)")
     p.add_argument("--train_batch", type=int, default=8, help="the larger training batch (besides 1)")
     p.add_argument("--train_iters", type=int, default=10, help="timed training iterations (0: no training rows)")
     p.add_argument("--long", type=int, default=0, metavar="N", help="run one N-frame video and print the memory curve")
@@ -160,21 +168,31 @@ def run_engine(engine: InferenceEngine, frames: List[torch.Tensor], first: torch
 
 
 def time_engine(engine: InferenceEngine, frames: List[torch.Tensor], first: torch.Tensor,
-                device: torch.device) -> Tuple[float, torch.Tensor, Optional[float]]:
-    """(segmented frames per second, labels [T-1, H, W], peak MiB) after a short warm-up video."""
-    run_engine(engine, frames[:3], first)
+                device: torch.device) -> Tuple[float, torch.Tensor, Optional[float], Optional[float]]:
+    """(segmented frames per second, labels [T-1, H, W], peak MiB, compile seconds) after a warm-up video:
+    3 frames, or for a compiled engine the whole video (every graph its memory growth needs is compiled
+    there; compile seconds = that run's time minus the timed run's)."""
+    warm = frames if engine.compile else frames[:3]
+    start = time.perf_counter()
+    run_engine(engine, warm, first)
+    _sync(device)
+    warm_s = time.perf_counter() - start
     _peak_reset(device)
     start = time.perf_counter()
     labels = run_engine(engine, frames, first)
     _sync(device)
-    return (len(frames) - 1) / (time.perf_counter() - start), labels, _peak_mib(device)
+    seconds = time.perf_counter() - start
+    compile_s = max(0.0, warm_s - seconds) if engine.compile else None
+    return (len(frames) - 1) / seconds, labels, _peak_mib(device), compile_s
 
 
 def ops_per_frame(engine: InferenceEngine, frames: List[torch.Tensor], first: torch.Tensor,
                   device: torch.device, count: int = 11) -> float:
     """Operations per segmented frame from one profiled run over the first `count` frames: on CUDA the
-    kernels and copies (launches a GPU pays for whatever their size), on a CPU the leaf ATen operators
-    that compute (views and allocations left out)."""
+    kernels and copies (launches a GPU pays for whatever their size), on a CPU the ATen operators the
+    code calls (outermost ones, so a convolution counts once whatever its CPU kernel does inside) that
+    compute (views, allocations and casts to the tensor's own type left out; inductor's fused CPU kernels
+    are not profiler events, so a compiled path's CPU count holds only the library operators it calls)."""
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     frames = frames[:count]
     with profile(activities=activities) as prof:
@@ -183,9 +201,23 @@ def ops_per_frame(engine: InferenceEngine, frames: List[torch.Tensor], first: to
     if device.type == "cuda":
         n = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
     else:
-        n = sum(1 for e in prof.events() if e.name.startswith("aten::") and e.name not in NO_KERNEL
-                and not any(c.name.startswith("aten::") for c in e.cpu_children))
+        n = sum(1 for e in prof.events() if e.name.startswith("aten::") and _outermost(e) and _computes(e))
     return n / (len(frames) - 1)
+
+
+def _outermost(event) -> bool:
+    """Whether no ATen operator encloses this profiler event."""
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("aten::"):
+            return False
+        parent = parent.cpu_parent
+    return True
+
+
+def _computes(event) -> bool:
+    """Whether an ATen operator computes: it is not a view, allocation or query, or something it calls is."""
+    return event.name not in NO_KERNEL or any(_computes(c) for c in event.cpu_children if c.name.startswith("aten::"))
 
 
 def engine_rows(args: argparse.Namespace, setting: Setting, paths: List[str], device: torch.device) -> List[Dict]:
@@ -197,11 +229,11 @@ def engine_rows(args: argparse.Namespace, setting: Setting, paths: List[str], de
     for path in paths:
         engine = InferenceEngine(model, save_freq=args.save_freq, loop=setting.loop, correction_rate=args.rate,
                                  max_memory_frames=args.max_memory_frames or 0, **PATHS[path])
-        fps, labels, peak = time_engine(engine, frames, first, device)
+        fps, labels, peak, compile_s = time_engine(engine, frames, first, device)
         reference = labels if reference is None else reference
         agree = (labels == reference).float().mean().item() * 100
         ops = ops_per_frame(engine, frames, first, device) if args.ops else None
-        rows.append(dict(setting=setting, path=path, fps=fps, agree=agree, peak=peak, ops=ops))
+        rows.append(dict(setting=setting, path=path, fps=fps, agree=agree, peak=peak, ops=ops, compile=compile_s))
     return rows
 
 
@@ -247,10 +279,16 @@ def _fmt(value: Optional[float], spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_engine_table(rows: List[Dict], on_cuda: bool) -> None:
-    """Markdown table: per setting and path, FPS, ratio to plain, the original's FPS and ratio, agreement, peak."""
-    print("| setting | path | FPS | vs plain | original FPS | vs original | agree % | peak MiB | ops/frame |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+def print_engine_header() -> None:
+    """The engine table's header (rows follow per setting as they are measured)."""
+    print("| setting | path | FPS | vs plain | original FPS | vs original | agree % | peak MiB | ops/frame "
+          "| compile s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+
+
+def print_engine_rows(rows: List[Dict], on_cuda: bool) -> None:
+    """Markdown rows: per setting and path, FPS, ratio to the first path, the original's FPS and ratio,
+    agreement, peak memory, operations per frame, compile seconds."""
     plain: Dict[Setting, float] = {}
     for r in rows:
         s = r["setting"]
@@ -259,7 +297,7 @@ def print_engine_table(rows: List[Dict], on_cuda: bool) -> None:
         ratio = None if original is None else r["fps"] / original
         print(f"| {s.label()} | {r['path']} | {r['fps']:.2f} | {r['fps'] / plain[s]:.2f}x | {_fmt(original, '.2f')} "
               f"| {_fmt(ratio, '.2f')}{'x' if ratio else ''} | {r['agree']:.2f} | {_fmt(r['peak'], '.0f')} "
-              f"| {_fmt(r['ops'], '.0f')} |")
+              f"| {_fmt(r['ops'], '.0f')} | {_fmt(r['compile'], '.1f')} |", flush=True)
 
 
 def print_train_table(rows: List[Dict], on_cuda: bool) -> None:
@@ -344,7 +382,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     on_cuda = device.type == "cuda"
-    paths = args.paths.split(",") if args.paths else ["plain", "fast"] + (["fast-bf16"] if on_cuda else [])
+    paths = [p for p in args.paths.split(",") if p] if args.paths is not None else (
+        GPU_PATHS if on_cuda else ["plain", "fast"])
     unknown = [p for p in paths if p not in PATHS]
     if unknown:
         raise VOSError(f"--paths: unknown path(s) {', '.join(unknown)}; known: {', '.join(PATHS)}")
@@ -360,13 +399,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             if args.long:
                 run_long(args, setting, paths, device)
         return 0
-    rows = []
-    for setting in settings(args):
-        rows += engine_rows(args, setting, paths, device)
-    print(f"\nengine: {args.frames} frames (FPS over the {args.frames - 1} segmented ones), agreement = share of "
-          f"pixels labelled as by the {paths[0]} path")
-    print_engine_table(rows, on_cuda)
-    if on_cuda:
+    if paths:
+        print(f"\nengine: {args.frames} frames (FPS over the {args.frames - 1} segmented ones), agreement = share "
+              f"of pixels labelled as by the {paths[0]} path")
+        print_engine_header()
+    for setting in settings(args) if paths else []:
+        print_engine_rows(engine_rows(args, setting, paths, device), on_cuda)
+    if on_cuda and paths:
         print("targets (the issue): 10x the original's FPS with correction, 5x without; 4x its training clips/s; "
               "peak memory no higher; fast-bf16 J&F within 0.3 of fp32")
     if args.train_iters:
@@ -379,7 +418,7 @@ def training_rows(args: argparse.Namespace, paths: List[str], device: torch.devi
     on_cuda = device.type == "cuda"
     archs = sorted({s.arch for s in settings(args)})
     size = tuple(args.size) if args.size else TRAIN_SIZE
-    precisions = (False, True) if on_cuda or "fast-bf16" in paths else (False,)
+    precisions = (False, True) if on_cuda or any(p.endswith("bf16") for p in paths) else (False,)
     train = [time_training(args, arch, size, batch, amp, device)
              for arch in archs for batch in (1, args.train_batch) for amp in precisions]
     print(f"\ntraining: cyclic_loss + Adam, {args.train_iters} timed iterations after one warm-up")

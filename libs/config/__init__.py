@@ -150,6 +150,9 @@ def validate(cfg: CfgNode) -> None:
     if len(cfg.datafreq) != len(cfg.trainset) or len(cfg.max_skip) != len(cfg.trainset):
         raise VOSError(f"trainset ({len(cfg.trainset)} entries), datafreq ({len(cfg.datafreq)}) and "
                        f"max_skip ({len(cfg.max_skip)}) must be lists of the same length")
+    if cfg.compile and not cfg.fast_inference:
+        raise VOSError("config key 'compile' True needs 'fast_inference' True (it compiles the fast path's "
+                       "steps); add fast_inference True or set compile False")
     if not cfg.valset:
         raise VOSError("config key 'valset' must name a data set, e.g. DAVIS17")
     _check_registered(cfg)

@@ -62,6 +62,10 @@ _C.loop = 10                       # correction iterations every save_freq frame
 _C.fast_inference = False          # frozen copy of the model (batch norm folded, channels-last),
                                    # preallocated memory bank, SDPA memory read, a correction that
                                    # differentiates only the mask (same masks; benchmarks/README.md)
+_C.compile = False                 # with fast_inference True: the per-frame segment and correction steps
+                                   # compiled by torch.compile (fixed shapes, CUDA graphs on a GPU); the
+                                   # first frames of a video and each doubling of its memory compile
+                                   # (seconds to minutes); needs fast_inference True
 
 # ----------------------------------------------------------------- paths and devices
 _C.checkpoint = "ckpt"             # folder of training checkpoints

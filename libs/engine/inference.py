@@ -6,6 +6,8 @@ import torch
 
 from libs.engine.correction import correct_prediction
 from libs.engine.memory import MemoryBank, PreallocatedMemoryBank
+from libs.engine.steps import FastSteps, exact_float32
+from libs.errors import VOSError
 from libs.models.fold import inference_copy
 from libs.models.stm import STM, QueryFeatures
 
@@ -34,25 +36,38 @@ class InferenceEngine:
     frames, `loop` correction iterations update the prediction that the next frame memorises;
     the returned (written) prediction is the one before correction.
 
-    fast: the engine runs a frozen copy of the model taken now (`inference_copy`: batch norm folded
-    into the convolutions, channels-last layout), a preallocated memory bank, the memory read by
-    scaled_dot_product_attention, and a correction that differentiates only the mask (bf16 autocast
-    in it too with `amp`); the same computation up to rounding. amp: bf16 autocast (on a GPU, or on a
-    CPU, where it pays only with bf16 instructions such as AVX512-BF16 or AMX).
+    Plain path (fast False): the model itself, in exact fp32 (TF32 off on GPUs while a frame runs);
+    amp: bf16 autocast. fast: a frozen copy of the model taken now (`inference_copy`: batch norm
+    folded into the convolutions, channels-last layout; with `amp` its weights in bf16, the softmaxes,
+    soft aggregation, correction loss and update in fp32), a preallocated memory bank, the memory read
+    by scaled_dot_product_attention, a correction that differentiates only the mask; the same
+    computation up to rounding (TF32 as the user's torch settings allow). compile (needs fast): the
+    steps of `libs.engine.steps` compiled by torch.compile (`compile_backend`) on a fixed-shape bank.
     """
 
     def __init__(self, model: STM, save_freq: int = 5, loop: int = 0, correction_rate: float = 150.0,
-                 max_memory_frames: int = 0, amp: bool = False, fast: bool = False):
+                 max_memory_frames: int = 0, amp: bool = False, fast: bool = False, compile: bool = False,
+                 compile_backend="inductor"):
+        if compile and not fast:
+            raise VOSError("compile True needs fast_inference True (the compiled steps are the fast path's)")
         self.model = model
-        self.net = inference_copy(model) if fast else model      # the network the engine runs
+        self.dtype = torch.bfloat16 if fast and amp else torch.float32     # the fast copy's weights
+        self.net = inference_copy(model, dtype=self.dtype) if fast else model    # the network the engine runs
         self.save_freq, self.loop, self.rate = save_freq, loop, correction_rate
-        self.max_memory_frames, self.amp, self.fast = max_memory_frames, amp, fast
+        self.max_memory_frames, self.amp, self.fast, self.compile = max_memory_frames, amp, fast, compile
+        cuda = next(model.parameters()).device.type == "cuda"
+        self.steps = FastSteps(compile, compile_backend, cuda) if fast else None
+        self.bank = None
         self.reset()
 
     def reset(self) -> None:
         """Forget the current video."""
-        self.bank = (PreallocatedMemoryBank(self.max_memory_frames) if self.fast
-                     else MemoryBank(self.max_memory_frames))
+        if not self.fast:
+            self.bank = MemoryBank(self.max_memory_frames)
+        elif self.compile and self.bank is not None:
+            self.bank.clear()                  # the same buffers: compiled graphs stay valid
+        else:
+            self.bank = PreallocatedMemoryBank(self.max_memory_frames, fixed_shape=self.compile)
         self.t = -1                      # index of the last frame seen, from the first given mask
         self.num_objects = 0
         self.prev_frame: Optional[torch.Tensor] = None
@@ -66,8 +81,9 @@ class InferenceEngine:
         return self.prev_frame is not None
 
     def _autocast(self):
+        """bf16 autocast for the plain path with amp (the fast path holds bf16 weights instead)."""
         device = next(self.net.parameters()).device.type
-        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.amp)
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.amp and not self.fast)
 
     @torch.no_grad()
     def step(self, frame: torch.Tensor, given: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
@@ -77,21 +93,27 @@ class InferenceEngine:
         None for frames before the first given mask.
         """
         if self.fast:
-            frame = frame.contiguous(memory_format=torch.channels_last)
+            frame = frame.to(self.dtype, memory_format=torch.channels_last)
+            return self._step(frame, given)
+        with exact_float32():
+            return self._step(frame, given)
+
+    def _step(self, frame: torch.Tensor, given: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """`step` after the frame is in the network's layout and precision."""
         if not self.started:
             if given is None:
                 return None
             return self._start(frame, given)
         self.t += 1
-        with self._autocast():
-            out = self._segment(frame)
+        out = self._segment_fast(frame) if self.fast else self._segment(frame)
         written = out
         if given is not None:
             out = written = merge_given(out, given)
             self._set_reference(frame, out, None)
         elif self.loop > 0 and self.t % self.save_freq == 0:
             out = correct_prediction(self.net, frame, out, self.ref_query, self.ref_mask, self.num_objects,
-                                     self.loop, self.rate, tuple(frame.shape[2:]), self.fast, self.amp)
+                                     self.loop, self.rate, tuple(frame.shape[2:]), self.fast,
+                                     self.steps.correct if self.fast else None)
         self.prev_frame, self.prev_mask = frame, out
         return written
 
@@ -110,16 +132,32 @@ class InferenceEngine:
             self.ref_query = query if query is not None else self.net.encode_query(frame)
 
     def _segment(self, frame: torch.Tensor) -> torch.Tensor:
-        """Memorise the previous frame, read the memory, decode: merged probabilities [1, K+1, H, W]."""
+        """Plain path: memorise the previous frame, read the memory, decode: [1, K+1, H, W]."""
         K = self.num_objects
         self.bank.grow_objects(K)
-        prev = self.net.encode_memory(self.prev_frame, self.prev_mask[:, 1:K + 1])   # [1, K, hw, C]
-        mem_key, mem_value, bias = self.bank.read_inputs(extra=prev)
-        query = self.net.encode_query(frame)
-        logits = self.net.segment(query, mem_key, mem_value, tuple(frame.shape[2:]), bias, sdpa=self.fast)
+        with self._autocast():
+            prev = self.net.encode_memory(self.prev_frame, self.prev_mask[:, 1:K + 1])   # [1, K, hw, C]
+            mem_key, mem_value, bias = self.bank.read_inputs(extra=prev)
+            query = self.net.encode_query(frame)
+            logits = self.net.segment(query, mem_key, mem_value, tuple(frame.shape[2:]), bias)
+        self._store(prev)
+        return torch.softmax(logits.float(), dim=1)
+
+    def _segment_fast(self, frame: torch.Tensor) -> torch.Tensor:
+        """Fast path: the same through `FastSteps` on the preallocated bank: [1, K+1, H, W] fp32."""
+        K = self.num_objects
+        self.bank.grow_objects(K)
+        prev = self.steps.memory(self.net, self.prev_frame, self.prev_mask[:, 1:K + 1])   # [1, K, hw, C]
+        mem_key, mem_value, bias = self.bank.read_inputs(extra=prev)      # fixed shapes when compiled
+        out = self.steps.segment(self.net, frame, mem_key, mem_value, bias, tuple(frame.shape[2:]))
+        return self._store(prev, out)
+
+    def _store(self, prev: Tuple[torch.Tensor, torch.Tensor], out: Optional[torch.Tensor] = None
+               ) -> Optional[torch.Tensor]:
+        """Add the previous frame's memory to the bank when its index is a multiple of save_freq; returns `out`."""
         if (self.t - 1) % self.save_freq == 0:
             self.bank.add(prev[0], prev[1], self.t - 1)
-        return torch.softmax(logits.float(), dim=1)
+        return out
 
 
 def segment_video(engine: InferenceEngine, letterbox, frames: Iterable[np.ndarray],

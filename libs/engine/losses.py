@@ -24,19 +24,23 @@ def _as_tensor(num_objects, batch: int, device: torch.device) -> torch.Tensor:
 
 def bootstrapped_cross_entropy(probs: torch.Tensor, target: torch.Tensor, num_objects,
                                bootstrap: float = 0.4, valid: Optional[torch.Tensor] = None,
-                               per_clip: bool = False) -> torch.Tensor:
+                               per_clip: bool = False, by_sort: bool = False) -> torch.Tensor:
     """Mean cross entropy of the hardest `bootstrap` share of pixels.
 
     probs, target [B, K+1, H, W] (merged probabilities, one-hot target with background in channel 0);
     num_objects int or [B]; valid [B, K] optional (objects that count). Returns a scalar
-    (or [B] with per_clip).
+    (or [B] with per_clip). by_sort: pick the hardest pixels by a full sort instead of top-k (the same
+    value; the compiled correction's choice: a sort has a fixed-shape, capture-safe kernel on GPUs).
     """
     B, C, H, W = target.shape
     weights = _channel_weights(target, _as_tensor(num_objects, B, target.device), valid)  # [B, K+1]
     nll = -torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))                      # [B, K+1, H, W]
     per_pixel = (nll * target * weights.view(B, C, 1, 1)).sum(dim=1).view(B, -1)         # [B, HW]
     num = int(H * W * bootstrap)
-    hardest, _ = torch.topk(per_pixel, num, dim=1, sorted=False)                         # [B, num]
+    if by_sort:
+        hardest = torch.sort(per_pixel, dim=1, descending=True).values[:, :num]         # [B, num]
+    else:
+        hardest, _ = torch.topk(per_pixel, num, dim=1, sorted=False)                     # [B, num]
     return hardest.mean(1) if per_clip else hardest.mean()
 
 
@@ -54,6 +58,7 @@ def iou_loss(probs: torch.Tensor, target: torch.Tensor, num_objects,
     return clips if per_clip else clips.mean()
 
 
-def correction_loss(probs: torch.Tensor, target: torch.Tensor, num_objects) -> torch.Tensor:
+def correction_loss(probs: torch.Tensor, target: torch.Tensor, num_objects, by_sort: bool = False) -> torch.Tensor:
     """The test-time correction's objective: bootstrapped cross entropy plus IoU loss."""
-    return bootstrapped_cross_entropy(probs, target, num_objects) + iou_loss(probs, target, num_objects)
+    return (bootstrapped_cross_entropy(probs, target, num_objects, by_sort=by_sort)
+            + iou_loss(probs, target, num_objects))

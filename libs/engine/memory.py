@@ -66,18 +66,25 @@ class PreallocatedMemoryBank:
     order: attention over memory positions does not depend on their order (sums differ by rounding).
     With `max_frames` the buffers have max_frames + 1 slots and a dropped frame's slot is reused;
     without, they start with `initial_slots` and double when full.
+
+    fixed_shape: every read returns the whole buffers and a bias [1, K, slots*hw] kept up to date as
+    slots are written and freed (-inf on free slots), so the read's shapes change only when the
+    capacity doubles or an object appears (what a compiled step is specialised on), never per frame.
     """
 
-    def __init__(self, max_frames: int = 0, initial_slots: int = 8):
+    def __init__(self, max_frames: int = 0, initial_slots: int = 8, fixed_shape: bool = False):
         self.max_frames = max_frames
         self.initial_slots = max(1, initial_slots)
+        self.fixed_shape = fixed_shape
         self.key: Optional[torch.Tensor] = None     # [1, K, slots*hw, C_k]
         self.value: Optional[torch.Tensor] = None   # [1, K, slots*hw, C_v]
+        self.bias: Optional[torch.Tensor] = None    # fixed_shape: [1, K, slots*hw], 0 or -inf
         self.hw = 0
         self.frame_ids: List[int] = []               # stored frames, oldest first
         self.slot_of: List[int] = []                 # the slot of each stored frame
         self.slot_start: List[int] = []              # per slot: first object without memory there (0: unused)
         self._staged: Optional[Tuple[int, torch.Tensor]] = None   # (slot, key tensor) of the last `extra`
+        self._stale: Optional[int] = None            # fixed_shape: a slot read as `extra` but not stored
 
     def __len__(self) -> int:
         return len(self.frame_ids)
@@ -87,12 +94,31 @@ class PreallocatedMemoryBank:
         """Slots the buffers hold now."""
         return len(self.slot_start)
 
+    def clear(self) -> None:
+        """Forget every stored frame but keep the buffers (and their capacity) for the next video, which
+        uses them if its memory has the same shape: compiled steps and CUDA graphs stay valid."""
+        self.frame_ids, self.slot_of = [], []
+        self.slot_start = [0] * self.capacity
+        self._staged = self._stale = None
+        if self.bias is not None:
+            self.bias.fill_(float("-inf"))
+
+    def _ensure(self, key: torch.Tensor, value: torch.Tensor) -> None:
+        """Allocate the buffers unless the kept ones fit this memory (objects, positions, channels, dtype)."""
+        fits = (self.key is not None and self.key.shape[1] == key.shape[1] and self.hw == key.shape[2]
+                and self.key.shape[3] == key.shape[3] and self.value.shape[3] == value.shape[3]
+                and self.key.dtype == key.dtype and self.key.device == key.device)
+        if not fits:
+            self._allocate(key, value)
+
     def _allocate(self, key: torch.Tensor, value: torch.Tensor) -> None:
         """Buffers shaped after the first memory written: [1, K, slots*hw, C]."""
         slots = self.max_frames + 1 if self.max_frames else self.initial_slots
         _, K, self.hw, _ = key.shape
         self.key = key.new_zeros(1, K, slots * self.hw, key.shape[3])
         self.value = value.new_zeros(1, K, slots * self.hw, value.shape[3])
+        if self.fixed_shape:
+            self.bias = torch.full((1, K, slots * self.hw), float("-inf"), device=key.device)
         self.slot_start = [0] * slots
 
     def _grow(self) -> None:
@@ -103,6 +129,8 @@ class PreallocatedMemoryBank:
         key[:, :, :old] = self.key
         value[:, :, :old] = self.value
         self.key, self.value = key, value
+        if self.bias is not None:
+            self.bias = torch.cat([self.bias, torch.full_like(self.bias, float("-inf"))], dim=2)
         self.slot_start += [0] * len(self.slot_start)
 
     def _free_slot(self) -> int:
@@ -114,29 +142,45 @@ class PreallocatedMemoryBank:
         self._grow()
         return self._free_slot()
 
+    def _where(self, slot: int) -> slice:
+        """The memory positions of `slot`."""
+        return slice(slot * self.hw, (slot + 1) * self.hw)
+
     def _write(self, slot: int, key: torch.Tensor, value: torch.Tensor) -> None:
         """Copy one frame's memory [1, K, hw, C] into `slot`."""
-        where = slice(slot * self.hw, (slot + 1) * self.hw)
+        where = self._where(slot)
         self.key[:, :key.shape[1], where] = key
         self.value[:, :value.shape[1], where] = value
         self.slot_start[slot] = key.shape[1]
+        if self.bias is not None:
+            self.bias[:, :key.shape[1], where] = 0.0
+            if key.shape[1] < self.bias.shape[1]:
+                self.bias[:, key.shape[1]:, where] = float("-inf")
+
+    def _free(self, slot: int) -> None:
+        """Mark `slot` unused (fixed_shape: masked in the bias)."""
+        self.slot_start[slot] = 0
+        if self.bias is not None:
+            self.bias[:, :, self._where(slot)] = float("-inf")
 
     def add(self, key: torch.Tensor, value: torch.Tensor, frame_id: int) -> None:
         """Store one frame's memory; drops the oldest frame after the first when over the bound.
 
         When `key` is the tensor last read as `extra`, its slot is kept without copying.
         """
-        if self.key is None:
-            self._allocate(key, value)
+        if not self.frame_ids:
+            self._ensure(key, value)
         if self.max_frames and len(self.frame_ids) >= self.max_frames:
             drop = 1 if self.max_frames > 1 else 0
-            self.slot_start[self.slot_of[drop]] = 0
+            self._free(self.slot_of[drop])
             del self.frame_ids[drop], self.slot_of[drop]
         if self._staged is not None and self._staged[1] is key:
             slot = self._staged[0]
         else:
             slot = self._free_slot()
             self._write(slot, key, value)
+        if self._stale == slot:
+            self._stale = None
         self._staged = None
         self.frame_ids.append(frame_id)
         self.slot_of.append(slot)
@@ -148,20 +192,25 @@ class PreallocatedMemoryBank:
         extra = num_objects - self.key.shape[1]
         self.key = torch.cat([self.key, self.key.new_zeros(1, extra, *self.key.shape[2:])], dim=1)
         self.value = torch.cat([self.value, self.value.new_zeros(1, extra, *self.value.shape[2:])], dim=1)
+        if self.bias is not None:
+            self.bias = torch.cat([self.bias, self.bias.new_full((1, extra, self.bias.shape[2]), float("-inf"))], 1)
 
     def read_inputs(self, extra: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
                     ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """Stored frames (+ `extra`, the previous frame) as mem_key [1, K, N, C_k], mem_value, bias.
 
         mem_key and mem_value are views of the buffers. bias [1, K, N] is -inf where an object has
-        no memory (it appeared after that frame; or the slot is unused), else None.
+        no memory (it appeared after that frame; or the slot is unused), else None (fixed_shape:
+        always the bias, and N covers every slot).
         """
         if extra is not None:
-            if self.key is None:
-                self._allocate(*extra)
+            if not self.frame_ids:
+                self._ensure(*extra)
             slot = self._free_slot()
             self._write(slot, *extra)
             self._staged = (slot, extra[0])
+        if self.fixed_shape:
+            return self._fixed_inputs(None if extra is None else self._staged[0])
         used = set(self.slot_of) | ({self._staged[0]} if extra is not None else set())
         slots = max(used) + 1
         num_objects = self.key.shape[1]
@@ -174,3 +223,10 @@ class PreallocatedMemoryBank:
         for slot, start in enumerate(starts):
             bias[:, start:, slot * self.hw:(slot + 1) * self.hw] = float("-inf")
         return mem_key, mem_value, bias
+
+    def _fixed_inputs(self, staged: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The whole buffers and the bias; a slot read as `extra` earlier but never stored is masked first."""
+        if self._stale is not None and self._stale != staged and self._stale not in self.slot_of:
+            self._free(self._stale)
+        self._stale = staged
+        return self.key, self.value, self.bias

@@ -9,15 +9,17 @@ from libs.models.backbone import ResNetTrunk
 from libs.models.stm import STM
 
 
-def inference_copy(model: STM, channels_last: bool = True) -> STM:
+def inference_copy(model: STM, channels_last: bool = True, dtype: torch.dtype = torch.float32) -> STM:
     """A copy of `model` for inference: eval mode, no parameter needs gradients, every batch norm of
     the encoders folded into the convolution before it (one kernel instead of two), and, with
-    `channels_last`, weights in the channels-last layout. Computes the same function up to rounding;
-    the original model is untouched (later changes to it do not reach the copy)."""
+    `channels_last`, weights in the channels-last layout; `dtype` (e.g. torch.bfloat16) is the type of
+    its weights, folded in fp32 first. Computes the same function up to rounding; the original model
+    is untouched (later changes to it do not reach the copy)."""
     net = copy.deepcopy(model).eval()
     for trunk in (net.Encoder_M, net.Encoder_Q):
         fold_trunk(trunk)
     net.requires_grad_(False)
+    net.to(dtype=dtype)
     if channels_last:
         net.to(memory_format=torch.channels_last)
     return net

@@ -169,7 +169,8 @@ class STM(nn.Module):
 
         feats = torch.cat([readout.flatten(0, 1), per_object(query.value)], dim=1)  # [BK, 2C_v, h, w]
         logits = self.Decoder(feats, per_object(query.r3), per_object(query.r2), out_size)  # [BK, 2, H, W]
-        return torch.softmax(logits.float(), dim=1)[:, 1].reshape(B, K, *out_size)   # fp32 under autocast too
+        fg = torch.softmax(logits, dim=1, dtype=torch.float32)[:, 1]   # fp32 from bf16 too, cast in the softmax
+        return fg.reshape(B, K, *out_size)
 
     def segment(self, query: QueryFeatures, mem_key: torch.Tensor, mem_value: torch.Tensor,
                 out_size: Tuple[int, int], mem_bias: Optional[torch.Tensor] = None,

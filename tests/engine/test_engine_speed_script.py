@@ -39,7 +39,8 @@ def test_tiny_run_prints_both_paths_and_training_rows():
 def test_unknown_path_is_a_one_line_error():
     done = _run("--tiny", "--paths", "plain,quick")
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: --paths: unknown path(s) quick; known: plain, fast, fast-bf16"
+    assert done.stderr.strip() == ("error: --paths: unknown path(s) quick; known: plain, fast, fast-bf16, compiled, "
+                                   "compiled-bf16")
 
 
 def test_long_mode_prints_the_memory_curve_with_bounded_memory():

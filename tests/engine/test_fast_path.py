@@ -193,22 +193,66 @@ def test_bf16_fast_path_on_the_cpu_stays_close_to_fp32(model, loop):
     assert (fp32 - bf16).abs().mean() < 0.05
 
 
-@pytest.mark.gpu
-def test_fast_path_on_cuda_fp32_and_bf16(model):
-    device = torch.device("cuda")
-    net = STM("resnet18", keydim=16, valdim=32).to(device).eval()
+@pytest.fixture
+def cuda_model(model):
+    """The module's model on the GPU, with TF32 allowed for matmuls and convolutions (the worst case for
+    the fp32 paths; the plain path must turn it off itself); the user's setting is restored after."""
+    old = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+    torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "tf32"
+    net = STM("resnet18", keydim=16, valdim=32).to("cuda").eval()
     net.load_state_dict(model.state_dict())
+    yield net
+    torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = old
+
+
+def _cuda_probs(net, loop, frames, mask, **kwargs):
+    """Written probabilities [T, K+1, H, W] of an 8-frame run on the device of `net`."""
+    device = next(net.parameters()).device
+    engine = InferenceEngine(net, save_freq=2, loop=loop, correction_rate=50.0, **kwargs)
+    return torch.cat(_run(engine, frames.to(device), {0: mask.to(device)})).cpu()
+
+
+def _mean_iou(a, b, objects=2):
+    """Mean over objects of the IoU of two label maps: the J of J&F."""
+    return sum(((a == k) & (b == k)).sum() / ((a == k) | (b == k)).sum().clamp_min(1)
+               for k in range(1, objects + 1)).item() / objects
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("loop", [0, 2])
+def test_plain_path_on_cuda_is_exact(model, cuda_model, loop):
+    """The exact mode: TF32 off while it runs, so the GPU writes the CPU's masks."""
     frames, mask = _clip(8)
-    frames, mask = frames.to(device), mask.to(device)
+    cpu, gpu = _cuda_probs(model, loop, frames, mask), _cuda_probs(cuda_model, loop, frames, mask)
+    assert torch.allclose(cpu, gpu, atol=1e-4)
+    assert (cpu.argmax(1) == gpu.argmax(1)).float().mean() >= (1.0 if loop == 0 else 0.9999)
+    assert torch.backends.cudnn.conv.fp32_precision == "tf32"               # the user's setting is back
 
-    def labels(loop, **kwargs):
-        engine = InferenceEngine(net, save_freq=2, loop=loop, correction_rate=50.0, **kwargs)
-        return torch.cat(_run(engine, frames, {0: mask}))
 
-    plain, fast = labels(2), labels(2, fast=True)
-    assert torch.allclose(plain, fast, atol=1e-3)
-    assert (plain.argmax(1) == fast.argmax(1)).float().mean() >= 0.995
-    bf16 = labels(0, fast=True, amp=True)
-    assert bf16.dtype == torch.float32
-    assert (labels(0).argmax(1) == bf16.argmax(1)).float().mean() >= 0.85      # near-ties: see the CPU test
-    assert torch.allclose(bf16.sum(1), torch.ones_like(bf16[:, 0]), atol=1e-3)
+@pytest.mark.gpu
+def test_fast_and_compiled_fp32_on_cuda_stay_within_tf32_rounding(cuda_model):
+    """fast / compiled fp32 may use TF32 (10-bit mantissa): close without correction; at rate 50 the
+    correction amplifies rounding (98.8 % measured on an H200), so the bound there is looser."""
+    frames, mask = _clip(8)
+    for loop, share in ((0, 0.995), (2, 0.97)):
+        plain = _cuda_probs(cuda_model, loop, frames, mask)
+        fast = _cuda_probs(cuda_model, loop, frames, mask, fast=True)
+        compiled = _cuda_probs(cuda_model, loop, frames, mask, fast=True, compile=True)
+        for other in (fast, compiled):
+            assert (plain.argmax(1) == other.argmax(1)).float().mean() >= share
+            assert (plain - other).abs().mean() < 0.01
+        assert (fast.argmax(1) == compiled.argmax(1)).float().mean() >= share
+
+
+@pytest.mark.gpu
+def test_bf16_on_cuda_agrees_at_the_level_of_j_and_f(cuda_model):
+    """bf16 weights (fast and compiled): fp32 outputs that sum to 1, objects' masks that overlap the fp32
+    path's (J); random weights leave many near-ties (see the CPU test), trained ones 99.95 % of pixels."""
+    frames, mask = _clip(8)
+    fp32 = _cuda_probs(cuda_model, 2, frames, mask, fast=True).argmax(1)
+    for compile in (False, True):
+        bf16 = _cuda_probs(cuda_model, 2, frames, mask, fast=True, amp=True, compile=compile)
+        assert bf16.dtype == torch.float32
+        assert torch.allclose(bf16.sum(1), torch.ones_like(bf16[:, 0]), atol=1e-3)
+        assert (fp32 == bf16.argmax(1)).float().mean() >= 0.85
+        assert _mean_iou(fp32[1:], bf16.argmax(1)[1:]) >= 0.7
