@@ -11,7 +11,7 @@ from libs.errors import VOSError
 from libs.io.dali_decode import build_frame_decoder
 from libs.models import build_model
 from libs.runner import check_writable, run_and_score
-from libs.utils.cli import parse_cfg, run_main
+from libs.runner.cli import parse_cfg, run_main
 from libs.utils.device import resolve_device
 from libs.utils.logging import setup_logging
 

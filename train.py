@@ -21,7 +21,7 @@ from libs.engine.trainer import Trainer, TrainSettings
 from libs.io.paths import atomic_path
 from libs.models import build_model
 from libs.runner import check_writable, validate
-from libs.utils.cli import parse_cfg, run_main
+from libs.runner.cli import parse_cfg, run_main
 from libs.utils.device import resolve_device
 from libs.utils.dist import init_distributed, shutdown
 from libs.utils.logging import setup_logging

@@ -16,7 +16,7 @@ from libs.io import FrameSource, load_first_mask, overlay, read_frame, safe_join
 from libs.io.dali_decode import build_frame_decoder  # noqa: E402
 from libs.models import build_model  # noqa: E402
 from libs.runner import ResultWriter, check_writable, segment_and_write  # noqa: E402
-from libs.utils.cli import parse_cfg, run_main  # noqa: E402
+from libs.runner.cli import parse_cfg, run_main  # noqa: E402
 from libs.utils.device import resolve_device  # noqa: E402
 from libs.utils.logging import setup_logging  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Tests of libs/utils/cli.py: model keys taken from the checkpoint to load, --help."""
+"""Tests of libs/runner/cli.py: model keys taken from the checkpoint to load, --help."""
 import logging
 import os
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from libs.errors import VOSError
-from libs.utils.cli import parse_cfg, weights_to_load
+from libs.runner.cli import parse_cfg, weights_to_load
 
 STORED = "arch: resnet34\nkeydim: 8\nvaldim: 16\nloop: 3\n"
 
@@ -35,7 +35,8 @@ def test_resume_auto_reads_checkpoint_latest_when_training(tmp_path):
     argv = ["checkpoint", str(folder), "resume", "auto"]
     assert parse_cfg("t", argv, training=True).keydim == 8
     assert parse_cfg("t", argv).keydim == 128               # test.py and the demo do not resume
-    assert weights_to_load(parse_cfg("t", ["checkpoint", str(tmp_path / "none"), "resume", "auto"]), True) == ""
+    with pytest.raises(VOSError, match=r"resume auto: no checkpoint in .*none.* \(latest.pth or epoch-\*.pth\)"):
+        parse_cfg("t", ["checkpoint", str(tmp_path / "none"), "resume", "auto"], training=True)
     os.rename(folder / "latest.pth", folder / "epoch-0002.pth")
     _ckpt(folder / "epoch-0001.pth", "keydim: 4\n")
     assert parse_cfg("t", argv, training=True).keydim == 8               # the newest epoch file

@@ -1,15 +1,14 @@
 """What every command-line script shares: `--cfg FILE KEY VAL ...` parsing, the model keys a checkpoint
 carries, and one-line errors."""
 import argparse
-import glob
 import logging
-import os
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from yacs.config import CfgNode
 
 from libs.config import load_cfg
+from libs.engine.checkpointer import Checkpointer
 from libs.errors import VOSError
 from libs.models.checkpoint import read_checkpoint, stored_model_config
 
@@ -45,10 +44,8 @@ def weights_to_load(cfg: CfgNode, training: bool) -> str:
     """The checkpoint whose weights the run loads: `resume` (auto: <checkpoint>/latest.pth) when training
     and set, else `initial`; '' when none."""
     if training and cfg.resume:
-        if cfg.resume == "auto":      # as the trainer: latest.pth, else the newest epoch-NNNN.pth
-            latest = os.path.join(cfg.checkpoint, "latest.pth")
-            found = sorted(glob.glob(os.path.join(cfg.checkpoint, "epoch-*.pth")))
-            return latest if os.path.isfile(latest) else (found[-1] if found else "")
+        if cfg.resume == "auto":      # the file the trainer will load: latest.pth, else the newest epoch
+            return Checkpointer(cfg.checkpoint).latest()
         return cfg.resume
     return cfg.initial
 
