@@ -1,6 +1,6 @@
 """Validation J&F against training time: train.py on generated data for a fixed time, one line per epoch.
 
-    .venv/bin/python benchmarks/training_curve.py --tiny            # CPU check, well under a minute
+    .venv/bin/python benchmarks/training_curve.py --tiny            # CPU check: 2 epochs a run, ~1.5 min
     python benchmarks/training_curve.py --minutes 9                 # GPU: SYNTHETIC, then STATIC + SYNTHETIC
     python benchmarks/training_curve.py --runs static+synthetic --minutes 9 --out /var/tmp/curve
 
@@ -43,16 +43,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--out", default="output/training_curve", help="data, checkpoints and logs go here")
     p.add_argument("--runs", default="synthetic,static+synthetic", help=f"comma-separated: {', '.join(RUNS)}")
     p.add_argument("--minutes", type=float, default=9.0, help="training time of each run (max_minutes)")
+    p.add_argument("--epochs", type=int, default=100000, help="stop a run after this many epochs (if --minutes "
+                   "has not stopped it first)")
     p.add_argument("--videos", type=int, default=200, help="SYNTHETIC training videos (STATIC: as many images)")
     p.add_argument("--val_videos", type=int, default=10)
     p.add_argument("--frames", type=int, default=20, help="frames per generated video")
     p.add_argument("--size", type=int, nargs=2, default=[240, 427], metavar=("H", "W"), help="generated data")
     p.add_argument("--tiny", action="store_true", help="CPU preset: 4 tiny videos and images, keydim 8, "
-                   "0.1 minutes a run")
+                   "2 epochs a run (whatever the CPU's speed; at most 5 minutes)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VAL overrides for train.py")
     args = p.parse_args(argv)
     if args.tiny:
-        args.minutes, args.videos, args.val_videos = 0.1, 4, 1
+        args.minutes, args.epochs, args.videos, args.val_videos = 5.0, 2, 4, 1
         args.frames, args.size = 5, [40, 64]
     unknown = [r for r in args.runs.split(",") if r not in RUNS]
     if unknown:
@@ -88,7 +90,7 @@ def train_options(args: argparse.Namespace, run: str, data_root: str) -> List[st
     trainset, datafreq, max_skip = RUNS[run]
     opts = ["data_root", data_root, "checkpoint", os.path.join(args.out, run), "resume", "",
             "trainset", str(trainset), "datafreq", str(datafreq), "max_skip", str(max_skip),
-            "valset", "SYNTHETIC", "max_minutes", str(args.minutes), "epochs", "100000", "epoch_per_test", "1",
+            "valset", "SYNTHETIC", "max_minutes", str(args.minutes), "epochs", str(args.epochs), "epoch_per_test", "1",
             "arch", "resnet18", "backbone_weights", "", "freeze_bn", "False", "learning_rate", "2e-4",
             "weight_decay", "0", "milestone", "[]", "iter_size", "1", "train_batch", "8", "samples_per_video", "4",
             "input_size", str(list(args.size)), "loop", "0", "epochs_per_increment", "2", "max_skip_increment", "1",
