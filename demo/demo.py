@@ -22,7 +22,7 @@ from libs.utils.logging import setup_logging  # noqa: E402
 
 log = logging.getLogger("demo")
 EXAMPLES = """\
-  .venv/bin/python demo/demo.py --cfg demo/demo.yaml initial quickstart/checkpoint/epoch-0006.pth
+  .venv/bin/python demo/demo.py --cfg demo/demo.yaml initial quickstart/checkpoint/epoch-0006.pth input_size '[48, 84]'
       the bundled sample with the weights `make quickstart` trained
   .venv/bin/python demo/demo.py --cfg demo/demo.yaml video_path my.mp4 mask_path first.png initial model.pth
   .venv/bin/python demo/demo.py --cfg demo/demo.yaml video_path frames/ mask_path frames_mask.png \\

@@ -96,7 +96,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f"J&F-Mean on synthetic val: untrained {before:.3f} -> trained {after:.3f}")
     print(f"masks: {rel(cfg.output_dir)}/SYNTHETIC, overlays: {rel(out)}/overlays/SYNTHETIC, weights: {rel(trained)}")
     print("segment the bundled sample video with these weights:")
-    print("  " + command_line(["demo/demo.py", "--cfg", "demo/demo.yaml", "initial", trained]))
+    print("  " + command_line(["demo/demo.py", "--cfg", "demo/demo.yaml", "initial", trained,
+                                      "input_size", str(list(cfg.input_size))]))
 
 
 if __name__ == "__main__":
