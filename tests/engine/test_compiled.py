@@ -9,25 +9,17 @@ from torch._dynamo.utils import counters
 from libs.engine.inference import InferenceEngine
 from libs.engine.steps import exact_float32
 from libs.errors import VOSError
-from libs.models.stm import STM
 
 H, W = 32, 64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as tests/engine/test_fast_path.py (2 threads on the shared 2 cores ran far slower)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def model():
-    """Random weights as initialised (see test_fast_path.py)."""
-    torch.manual_seed(0)
-    return STM("resnet18", keydim=16, valdim=32).eval()
+def model(small_stm):
+    """The shared small random-weight STM (tests/engine/conftest.py)."""
+    return small_stm
 
 
 def _video(num_frames):

@@ -10,20 +10,13 @@ from libs.models.stm import STM
 H, W = 32, 64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a 2-core machine shared with other jobs, 2 threads ran these ~100x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def model():
-    """Random weights as initialised: probabilities stay away from 0 and 1, so differences show."""
-    torch.manual_seed(0)
-    return STM("resnet18", keydim=16, valdim=32).eval()
+def model(small_stm):
+    """The shared small random-weight STM (tests/engine/conftest.py)."""
+    return small_stm
 
 
 def _clip(num_frames=6):
