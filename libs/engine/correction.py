@@ -21,7 +21,7 @@ def frozen_parameters(model: torch.nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def correct_prediction(model: STM, frame: torch.Tensor, probs: torch.Tensor, ref_query: QueryFeatures,
+def correct_prediction(model: STM, frame: torch.Tensor, probs: torch.Tensor, *, ref_query: QueryFeatures,
                        ref_mask: torch.Tensor, num_objects: int, loop: int, rate: float,
                        out_size: Tuple[int, int], fast: bool = False,
                        step: Optional[Callable[..., torch.Tensor]] = None) -> torch.Tensor:

@@ -111,9 +111,10 @@ class InferenceEngine:
             out = written = merge_given(out, given)
             self._set_reference(frame, out, None)
         elif self.loop > 0 and self.t % self.save_freq == 0:
-            out = correct_prediction(self.net, frame, out, self.ref_query, self.ref_mask, self.num_objects,
-                                     self.loop, self.rate, tuple(frame.shape[2:]), self.fast,
-                                     self.steps.correct if self.fast else None)
+            out = correct_prediction(self.net, frame, out, ref_query=self.ref_query, ref_mask=self.ref_mask,
+                                     num_objects=self.num_objects, loop=self.loop, rate=self.rate,
+                                     out_size=tuple(frame.shape[2:]), fast=self.fast,
+                                     step=self.steps.correct if self.fast else None)
         self.prev_frame, self.prev_mask = frame, out
         return written
 

@@ -152,8 +152,9 @@ def test_fast_correction_equals_plain_and_leaves_parameters_alone(model):
     with torch.no_grad():
         ref_query = model.encode_query(frames[0:1])
     probs = torch.softmax(torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(1)), dim=1)
-    args = (model, frames[2:3], probs, ref_query, mask, 2, 2, 50.0, (H, W))
-    plain, fast = correct_prediction(*args), correct_prediction(*args, fast=True)
+    args = dict(ref_query=ref_query, ref_mask=mask, num_objects=2, loop=2, rate=50.0, out_size=(H, W))
+    plain = correct_prediction(model, frames[2:3], probs, **args)
+    fast = correct_prediction(model, frames[2:3], probs, fast=True, **args)
     assert (plain - probs).abs().max() > 0.01                        # the correction moved the prediction
     assert torch.allclose(plain, fast, atol=1e-4)
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
