@@ -10,6 +10,7 @@ from libs.engine.steps import FastSteps, exact_float32
 from libs.errors import VOSError
 from libs.models.fold import inference_copy
 from libs.models.stm import STM, QueryFeatures
+from libs.utils.constants import VOID_LABEL
 
 
 def merge_given(probs: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
@@ -168,7 +169,7 @@ def segment_video(engine: InferenceEngine, letterbox, frames: Iterable[np.ndarra
     frames: [H, W, 3] uint8 RGB in order; given: frame index -> [H, W] uint8 labels (void 255 is
     background). Yields (index, probabilities [K+1, th, tw] at network resolution, a tensor still on
     `device`) per frame; None for frames before the first given mask. Nothing here waits for the
-    device: frames go up asynchronously and the consumer copies results back (results.py does it on
+    device: frames go up asynchronously and the consumer copies results back (libs/runner/video.py does it on
     its writer thread). `letterbox` maps frames and masks to the network.
     """
     engine.reset()
@@ -176,7 +177,7 @@ def segment_video(engine: InferenceEngine, letterbox, frames: Iterable[np.ndarra
         x = to_device(letterbox.frame(rgb), device)                    # [1, 3, th, tw]
         mask = None
         if t in given:
-            labels = np.where(given[t] == 255, 0, given[t])
+            labels = np.where(given[t] == VOID_LABEL, 0, given[t])
             mask = to_device(letterbox.mask(labels, int(labels.max())), device)  # [1, K+1, th, tw]
         probs = engine.step(x, mask)
         yield t, (None if probs is None else probs[0])

@@ -17,6 +17,7 @@ from libs.dataset.base import Video
 from libs.io import (davis_palette, heatmap_overlay, overlay, read_frame, read_mask, safe_join, write_image,
                      write_indexed_png)
 from libs.io.dali_decode import DaliDecoder
+from libs.utils.constants import VOID_LABEL
 from libs.utils.progress import progress
 
 log = logging.getLogger(__name__)
@@ -119,11 +120,11 @@ def load_given(video: Video, merge_objects: bool) -> Tuple[Dict[int, np.ndarray]
     for t, path in sorted(video.given.items()):
         labels, pal = read_mask(path)
         if merge_objects:
-            labels = np.where(labels == 255, 255, (labels > 0)).astype(np.uint8)
+            labels = np.where(labels == VOID_LABEL, VOID_LABEL, (labels > 0)).astype(np.uint8)
         given[t] = labels
         palette = palette or pal
     first = min(given) if given else None
-    if first is None or not np.any((given[first] > 0) & (given[first] < 255)):
+    if first is None or not np.any((given[first] > 0) & (given[first] < VOID_LABEL)):
         where = video.given.get(first, "no mask file") if first is not None else "no mask file"
         raise VOSError(f"video {video.name!r}: the first given mask ({where}) has no object; "
                        "label objects 1, 2, ... on a 0 background")
