@@ -49,7 +49,7 @@ class Checkpointer:
             atomic_save(state, self.latest_path)
             if epoch is not None:
                 atomic_save(state, os.path.join(self.folder, epoch_file(epoch)))
-                self.prune()
+                self.prune(upto=epoch)
         except OSError as err:
             raise VOSError(f"cannot write checkpoints to {self.folder!r} ({err.strerror}); "
                            "set `checkpoint` to a writable folder") from None
@@ -62,11 +62,16 @@ class Checkpointer:
         found = [(int(m.group(1)), name) for name in os.listdir(self.folder) if (m := _EPOCH_FILE.match(name))]
         return [os.path.join(self.folder, name) for _, name in sorted(found)]
 
-    def prune(self) -> List[str]:
-        """Remove all but the `keep` newest epoch checkpoints (none when keep is 0); returns the removed paths."""
+    def prune(self, upto: Optional[int] = None) -> List[str]:
+        """Remove all but the `keep` newest epoch checkpoints (none when keep is 0); returns the removed paths.
+        `upto`: the epoch just saved; files of later epochs (left by an earlier run in the same folder) are
+        neither counted nor removed, so the file just written always stays."""
         if not self.keep:
             return []
-        removed = self.epoch_checkpoints()[:-self.keep]
+        found = self.epoch_checkpoints()
+        if upto is not None:
+            found = [p for p in found if int(_EPOCH_FILE.match(os.path.basename(p)).group(1)) <= upto]
+        removed = found[:-self.keep]
         for path in removed:
             os.remove(path)
         if removed:

@@ -21,6 +21,17 @@ def test_keep_prunes_to_the_newest_epoch_files_and_never_latest(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["epoch-0003.pth", "epoch-0004.pth", "latest.pth"]
 
 
+def test_a_rerun_into_an_old_folder_keeps_the_file_it_just_wrote(tmp_path):
+    ckpt = Checkpointer(str(tmp_path), keep=2)
+    for epoch in range(1, 7):                             # an earlier, longer run left epochs 5 and 6
+        ckpt.save({**STATE, "epoch": epoch}, epoch)
+    for epoch in (1, 2, 3):                               # the new run starts again from epoch 1
+        ckpt.save({**STATE, "epoch": epoch}, epoch)
+        assert os.path.isfile(tmp_path / epoch_file(epoch))
+    assert sorted(os.listdir(tmp_path)) == ["epoch-0002.pth", "epoch-0003.pth", "epoch-0005.pth",
+                                            "epoch-0006.pth", "latest.pth"]
+
+
 def test_keep_zero_keeps_everything_and_epochs_sort_by_number(tmp_path):
     ckpt = Checkpointer(str(tmp_path))
     for epoch in (9999, 10000, 2):
