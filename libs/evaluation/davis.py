@@ -27,6 +27,7 @@ from libs.errors import VOSError
 from libs.evaluation.metrics import BOUND_TH, boundary_radius, disk, frame_scores
 from libs.evaluation.png import read_label_png
 from libs.evaluation.report import DavisResults, SequenceScores
+from libs.io.paths import natural_key
 from libs.utils.constants import VOID_LABEL
 from libs.utils.device import resolve_device_kind
 
@@ -129,10 +130,12 @@ def _gt_frames(gt_dir: str, name: str) -> List[str]:
 
 
 def list_pngs(folder: str) -> Optional[List[str]]:
-    """Sorted stems of the *.png files of a folder (hidden files ignored); None if no folder."""
+    """Stems of the *.png files of a folder (hidden files ignored), natural-sorted as the readers sort
+    frames ('2' before '10'); None if no folder."""
     if not os.path.isdir(folder):
         return None
-    return sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".png") and not f.startswith("."))
+    return sorted((f[:-4] for f in os.listdir(folder) if f.endswith(".png") and not f.startswith(".")),
+                  key=natural_key)
 
 
 def _check_results_present(name: str, result_dir: str, scored: Sequence[str]) -> None:

@@ -114,13 +114,21 @@ def _write_all(writers, name, probs, letterbox, rgb, extra, t) -> None:
         extra(t, rgb, labels if labels is not None else letterbox.labels(probs))
 
 
+def merged_foreground(labels: np.ndarray) -> np.ndarray:
+    """labels [H, W] -> one object (1) on background 0, void kept: as the DAVIS 2016 rules score it.
+    A 0/255 mask (the DAVIS 2016 package's) has its foreground at 255, which is otherwise void."""
+    binary = bool(np.isin(labels, (0, VOID_LABEL)).all())
+    void = (labels == VOID_LABEL) & (not binary)
+    return np.where(void, VOID_LABEL, labels > 0).astype(np.uint8)
+
+
 def load_given(video: Video, merge_objects: bool) -> Tuple[Dict[int, np.ndarray], List[int]]:
     """The masks given as input, by frame index (all ids merged into 1 for single-object sets)."""
     given, palette = {}, video.palette
     for t, path in sorted(video.given.items()):
         labels, pal = read_mask(path)
         if merge_objects:
-            labels = np.where(labels == VOID_LABEL, VOID_LABEL, (labels > 0)).astype(np.uint8)
+            labels = merged_foreground(labels)
         given[t] = labels
         palette = palette or pal
     first = min(given) if given else None

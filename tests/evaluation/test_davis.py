@@ -215,3 +215,14 @@ def test_ground_truth_folders_of_any_layout_give_the_official_numbers(tmp_path):
     assert ours.per_object == official.per_object and ours.global_row == official.global_row
     with pytest.raises(VOSError, match="no ground truth for sequence 'x'.*nowhere is not a folder"):
         evaluate_davis("unused", res, ground_truth={"x": str(tmp_path / "nowhere")})
+
+
+def test_frames_are_listed_in_the_readers_natural_order(tmp_path):
+    """Unpadded names ('2' before '10') are scored in the order the readers segment them."""
+    from libs.evaluation.davis import list_pngs
+
+    for stem in ("10", "2", "0", "1", "11", ".hidden"):
+        (tmp_path / f"{stem}.png").write_bytes(b"")
+    (tmp_path / "3.jpg").write_bytes(b"")
+    assert list_pngs(str(tmp_path)) == ["0", "1", "2", "10", "11"]
+    assert list_pngs(str(tmp_path / "missing")) is None
