@@ -33,11 +33,19 @@ def score_results(dataset: EvaluationSet, out_root: str, fmt: str, workers: int 
 
 
 def score_davis(dataset: EvaluationSet, scoring: Scoring, results: str, names: Sequence[str],
-                workers: int) -> float:
-    """J&F of `names` against their ground-truth folders; writes the CSVs and plot into `results`."""
-    from libs.evaluation.davis import evaluate_davis
+                workers: int) -> Optional[float]:
+    """J&F of `names` against their ground-truth folders; writes the CSVs and plot into `results`. A video
+    with fewer than 3 annotated frames (the first and last are not scored) is left out with a warning."""
+    from libs.evaluation.davis import evaluate_davis, list_pngs
 
-    ground_truth = {name: scoring.ground_truth[name] for name in names}
+    listed = {name: list_pngs(scoring.ground_truth[name]) for name in names}   # None: no folder (an error later)
+    short = [name for name, frames in listed.items() if frames is not None and len(frames) < 3]
+    ground_truth = {name: scoring.ground_truth[name] for name in names if name not in short}
+    if short:
+        log.warning("not scored (fewer than 3 annotated frames; the first and last are never scored): %s",
+                    ", ".join(short))
+    if not ground_truth:
+        return None
     year = 2016 if scoring.merge_objects else 2017      # 2016: one merged foreground per video
     scores = evaluate_davis(dataset.root, results, dataset.split, year, workers=max(1, workers),
                             ground_truth=ground_truth)

@@ -94,3 +94,19 @@ def test_youtube_results_with_a_missing_video_are_not_packed(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         assert score_results(Half(root, ""), str(tmp_path / "out"), "index", videos=["synth-val-000"]) is None
     assert "not packed" in caplog.text and not os.path.exists(tmp_path / "out.zip")
+
+
+def test_a_video_too_short_to_score_is_left_out_with_a_warning(tmp_path, caplog):
+    root = _data(tmp_path)
+    gt = os.path.join(root, "Annotations", "480p", "synth-val-000")
+    for name in ("00001.png", "00002.png"):        # 2 annotated frames left: first and last are not scored
+        os.remove(os.path.join(gt, name))
+    dataset = PlainSet(root, os.path.join(root, "Annotations", "480p"))
+    cfg = load_cfg(None, TINY)
+    with caplog.at_level(logging.WARNING):
+        report = run_and_score(build_engine(cfg, _tiny()), dataset, str(tmp_path / "out"), cfg.input_size, "index",
+                               CPU)
+    assert report.done == ["synth-val-000", "synth-val-001"] and 0.0 <= report.score <= 1.0
+    assert "not scored (fewer than 3 annotated frames" in caplog.text and "synth-val-000" in caplog.text
+    with open(tmp_path / "out" / "masks" / "per-sequence_results-mine.csv") as f:
+        assert all(line.startswith(("Sequence", "synth-val-001_")) for line in f)
