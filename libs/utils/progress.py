@@ -9,7 +9,8 @@ class LineProgress:
 
     def __init__(self, total: int, desc: str, unit: str = "it", initial: int = 0, enabled: bool = True,
                  every_s: float = 30.0, stream: Optional[TextIO] = None):
-        self.total, self.desc, self.unit, self.n = total, desc, unit, initial
+        self.total, self.desc, self.unit, self.n, self.initial = total, desc, unit, initial, initial
+        self.printed = -1                  # the count of the last line printed
         self.enabled, self.every_s = enabled, every_s
         self.stream = stream if stream is not None else sys.stderr
         self.postfix = ""
@@ -29,15 +30,17 @@ class LineProgress:
             self._print(now)
 
     def close(self) -> None:
-        """Print the final line (once)."""
+        """Print the final line (once; not again when the last line printed already had this count)."""
         if not self.closed:
             self.closed = True
-            self._print(time.monotonic())
+            if self.n != self.printed:
+                self._print(time.monotonic())
 
     def _print(self, now: float) -> None:
         if not self.enabled:
             return
-        rate = (self.n / (now - self.start)) if now > self.start else 0.0
+        self.printed = self.n
+        rate = ((self.n - self.initial) / (now - self.start)) if now > self.start else 0.0   # this run's pace
         line = f"{self.desc}: {self.n}/{self.total} {self.unit} ({rate:.2f} {self.unit}/s)"
         print(line + (f" {self.postfix}" if self.postfix else ""), file=self.stream, flush=True)
 

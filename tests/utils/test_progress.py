@@ -12,11 +12,20 @@ def test_not_a_terminal_gives_plain_lines():
     bar.update(3)
     bar.update(7)
     bar.close()
-    bar.close()                                   # closing twice prints once
+    bar.close()                                   # the last line already said 10/10: no repeat
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("epoch 1/2: 3/10 it (") and lines[0].endswith("loss=0.5000")
     assert lines[-1].startswith("epoch 1/2: 10/10 it (")
-    assert len(lines) == 3 and "\r" not in stream.getvalue()
+    assert len(lines) == 2 and "\r" not in stream.getvalue()
+
+
+def test_the_rate_after_a_resume_counts_only_this_runs_work(monkeypatch):
+    clock = iter([100.0, 102.0])                  # created at t=100 s, one update printed at t=102 s
+    monkeypatch.setattr("libs.utils.progress.time.monotonic", lambda: next(clock))
+    stream = io.StringIO()
+    bar = LineProgress(1000, "epoch 2/3", unit="batch", initial=900, every_s=1.0, stream=stream)
+    bar.update(4)
+    assert stream.getvalue() == "epoch 2/3: 904/1000 batch (2.00 batch/s)\n"
 
 
 def test_lines_are_rate_limited_and_can_be_disabled():
