@@ -103,9 +103,12 @@ def _report_end(trainer: Trainer, folder: str, distributed: bool) -> None:
         log.info("finished %d epochs (%d optimizer steps); checkpoints in %s", trainer.epoch, trainer.step, folder)
         return
     why = f" ({trainer.stop_reason})" if trainer.stop_reason else ""
-    launcher = " (under the same torchrun launcher)" if distributed else ""
+    nproc = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if distributed else 0
+    nodes = " (on every node, with its torchrun node options)" if distributed and nproc < int(
+        os.environ.get("WORLD_SIZE", "1")) else ""
     log.warning("training interrupted%s %s (optimizer step %d); saved %s. Resume with%s:\n  %s", why,
-                trainer.position(), trainer.step, trainer.checkpointer.latest_path, launcher, resume_command(sys.argv))
+                trainer.position(), trainer.step, trainer.checkpointer.latest_path, nodes,
+                resume_command(sys.argv, nproc))
 
 
 def train_settings(cfg) -> TrainSettings:
@@ -117,8 +120,9 @@ def train_settings(cfg) -> TrainSettings:
                          config_text=cfg.dump(), max_minutes=cfg.max_minutes)
 
 
-def resume_command(argv: List[str]) -> str:
-    """The command line (shell-quoted) that continues this run: the same arguments with `resume auto`."""
+def resume_command(argv: List[str], nproc: int = 0) -> str:
+    """The command line (shell-quoted) that continues this run: the same arguments with `resume auto`;
+    `nproc` > 0: launched by torchrun with that many processes per node."""
     flags, pairs, i = [], [], 1
     while i < len(argv):
         if argv[i].startswith("--"):
@@ -130,7 +134,11 @@ def resume_command(argv: List[str]) -> str:
             pairs, i = argv[i:], len(argv)
     kept = [item for key, value in zip(pairs[0::2], pairs[1::2]) if key != "resume" for item in (key, value)]
     python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd() + os.sep) else sys.executable
-    return shlex.join([python, argv[0], *flags, *kept, "resume", "auto"])
+    launcher = [python]
+    if nproc:
+        torchrun = os.path.join(os.path.dirname(python), "torchrun")
+        launcher = [torchrun if os.path.isfile(torchrun) else "torchrun", "--nproc_per_node", str(nproc)]
+    return shlex.join([*launcher, argv[0], *flags, *kept, "resume", "auto"])
 
 
 def _tensorboard(folder: str):

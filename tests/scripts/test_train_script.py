@@ -117,6 +117,9 @@ def test_resume_command_repeats_the_arguments_with_resume_auto(argv, expected):
     command = train.resume_command(argv)
     assert command.split(" ", 1)[1] == expected
     assert shlex.split(command)[1:] == shlex.split(expected)
+    under_torchrun = shlex.split(train.resume_command(argv, nproc=4))      # launched by torchrun: again by it
+    assert os.path.basename(under_torchrun[0]) == "torchrun" and under_torchrun[1:3] == ["--nproc_per_node", "4"]
+    assert under_torchrun[3:] == shlex.split(expected)
 
 
 @pytest.mark.parametrize("fast,solver", [(False, "adam"), (True, "adam"), (True, "sgd")])
