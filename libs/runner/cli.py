@@ -2,6 +2,7 @@
 carries, and one-line errors."""
 import argparse
 import logging
+import os
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -69,8 +70,9 @@ def adopt_checkpoint_model(cfg: CfgNode, training: bool = False) -> None:
 
 
 def _ensure_logging() -> None:
-    """Send log lines to stderr if the script has not set up logging yet (it may redo it later)."""
-    if not logging.getLogger().handlers:
+    """Send log lines to stderr if the script has not set up logging yet (it may redo it later); not on
+    torchrun's ranks other than 0, which train.py leaves without log output."""
+    if not logging.getLogger().handlers and os.environ.get("RANK", "0") == "0":
         from libs.utils.logging import setup_logging
         setup_logging()
 
