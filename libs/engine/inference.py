@@ -61,6 +61,12 @@ class InferenceEngine:
         self.bank = None
         self.reset()
 
+    def release_memory(self) -> None:
+        """Forget the current video and free the memory bank's buffers (kept across videos when compiled),
+        e.g. after running out of GPU memory: the next video allocates them anew."""
+        self.bank = None
+        self.reset()
+
     def reset(self) -> None:
         """Forget the current video."""
         if not self.fast:

@@ -66,6 +66,8 @@ def run_videos(engine: InferenceEngine, dataset: EvaluationSet, out_root: str, i
             stats = run_video(engine, video, videos_root, input_size, fmt, device, title,
                               dataset.merge_objects, decoder)
         except (VOSError, OSError, torch.cuda.OutOfMemoryError) as err:
+            if isinstance(err, torch.cuda.OutOfMemoryError):
+                engine.release_memory()              # a bank grown for this video must not sink the next
             report.failed[video.name] = video_failure(err)
             log.error("video %s FAILED, going on with the others: %s", video.name, report.failed[video.name])
             continue

@@ -12,8 +12,9 @@ from libs.dataset.base import SCORE_DAVIS, SCORE_YOUTUBE, Scoring, Video
 from libs.dataset.davis import SyntheticDataset
 from libs.dataset.synthetic import write_dataset
 from libs.engine import build_engine
+from libs.engine.inference import InferenceEngine
 from libs.models import STM
-from libs.runner import run_and_score, score_results, validate
+from libs.runner import run_and_score, run_videos, score_results, validate
 
 TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48]", "loop", "0", "gpu_id", "-1"]
 CPU = torch.device("cpu")
@@ -110,3 +111,22 @@ def test_a_video_too_short_to_score_is_left_out_with_a_warning(tmp_path, caplog)
     assert "not scored (fewer than 3 annotated frames" in caplog.text and "synth-val-000" in caplog.text
     with open(tmp_path / "out" / "masks" / "per-sequence_results-mine.csv") as f:
         assert all(line.startswith(("Sequence", "synth-val-001_")) for line in f)
+
+
+def test_out_of_gpu_memory_frees_the_compiled_banks_buffers_and_goes_on(tmp_path, monkeypatch):
+    import libs.runner.loop as loop
+
+    root = _data(tmp_path)
+    engine = InferenceEngine(_tiny(), fast=True)
+    real, calls = loop.run_video, []
+
+    def first_runs_out(engine, video, *args):
+        calls.append(engine.bank)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(engine, video, *args)
+
+    monkeypatch.setattr(loop, "run_video", first_runs_out)
+    report = run_videos(engine, SyntheticDataset(root, "val"), str(tmp_path / "out"), (32, 48), "index", CPU)
+    assert report.done == ["synth-val-001"] and report.failed["synth-val-000"].startswith("out of GPU memory")
+    assert calls[1] is not calls[0]                  # the second video got a fresh bank
