@@ -1,6 +1,6 @@
 """Validation J&F against training time: train.py on generated data for a fixed time, one line per epoch.
 
-    .venv/bin/python benchmarks/training_curve.py --tiny            # CPU check: 2 epochs a run, ~1.5 min
+    .venv/bin/python benchmarks/training_curve.py --tiny            # CPU check: 1 epoch a run, ~1 min
     python benchmarks/training_curve.py --minutes 9                 # GPU: SYNTHETIC, then STATIC + SYNTHETIC
     python benchmarks/training_curve.py --runs static+synthetic --minutes 9 --out /var/tmp/curve
 
@@ -50,11 +50,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=20, help="frames per generated video")
     p.add_argument("--size", type=int, nargs=2, default=[240, 427], metavar=("H", "W"), help="generated data")
     p.add_argument("--tiny", action="store_true", help="CPU preset: 4 tiny videos and images, keydim 8, "
-                   "2 epochs a run (whatever the CPU's speed; at most 5 minutes)")
+                   "1 epoch a run (whatever the CPU's speed; at most 5 minutes)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VAL overrides for train.py")
     args = p.parse_args(argv)
     if args.tiny:
-        args.minutes, args.epochs, args.videos, args.val_videos = 5.0, 2, 4, 1
+        args.minutes, args.epochs, args.videos, args.val_videos = 5.0, 1, 4, 1
         args.frames, args.size = 5, [40, 64]
     unknown = [r for r in args.runs.split(",") if r not in RUNS]
     if unknown:
