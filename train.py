@@ -74,7 +74,7 @@ def main() -> None:
     optimizer = build_optimizer(cfg, model)
     writer = _tensorboard(cfg.checkpoint) if dist.is_main else None
     objective = CyclicObjective(model, CyclicConfig(mode=cfg.mode, iou_threshold=cfg.iou_threshold, loss=cfg.loss,
-                                                    sdpa=cfg.fast_training))
+                                                    sdpa=cfg.fast_training, cycle_frames=cfg.cycle_frames))
     val = (lambda epoch: validate(cfg, model, device, os.path.join(cfg.checkpoint, "val", f"epoch-{epoch:04d}"))
            ) if dist.is_main else None
     checkpointer = Checkpointer(cfg.checkpoint, keep=cfg.keep_checkpoints, writer=dist.is_main)

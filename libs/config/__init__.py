@@ -16,6 +16,8 @@ CHOICES: Dict[str, Sequence[str]] = {
     "solver": ("adam", "sgd"),
     "mode": ("mask", "recurrent", "threshold"),
     "loss": ("ce", "iou", "both"),
+    "cycle_frames": ("highest_object", "all_objects"),
+    "colour_jitter": ("original", "mid_grey"),
     "save_indexed_format": ("index", "segmentation", "heatmap", "mask"),
 }
 # keys that accept a single value where the default is a list (the original allowed both)

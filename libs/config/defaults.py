@@ -17,6 +17,11 @@ _C.max_skip_cap = 100              # largest value the max_skip curriculum reach
 _C.samples_per_video = 1           # clips sampled per video and epoch
 _C.max_training_obj = 5            # at most this many objects are sampled per training clip
 _C.data_backend = "PIL"            # 'PIL' or 'DALI': training data loader, and frame decoder of test.py and the demo
+_C.transpose_portrait = True       # training clips taller than wide are transposed to landscape before
+                                   # augmentation (the original); False keeps their orientation
+_C.colour_jitter = "original"      # training contrast jitter: 'original' multiplies pixel values (contrast
+                                   # around 0, unclamped, as the original); 'mid_grey' scales around mid
+                                   # grey and clamps to the valid range
 
 # ----------------------------------------------------------------- model
 _C.keydim = 128                    # channels of memory/query keys
@@ -39,8 +44,13 @@ _C.weight_decay = 5e-4
 _C.iter_size = 4                   # gradient accumulation steps per optimizer step
 _C.milestone = []                  # epochs at which the learning rate is multiplied by gamma
 _C.loss = "both"                   # 'ce' (bootstrapped cross entropy), 'iou' or 'both'
-_C.mode = "recurrent"              # memory of the forward pass: 'mask' | 'recurrent' | 'threshold'
+_C.mode = "recurrent"              # memory of the forward pass: 'mask' | 'recurrent' | 'threshold';
+                                   # 'recurrent' reproduces the released models (the original's loop
+                                   # ignored this key and always memorised its own prediction)
 _C.iou_threshold = 0.65            # 'threshold' mode: own prediction used when its IoU exceeds this
+_C.cycle_frames = "highest_object" # later frames whose backward-cycle loss counts: 'highest_object' those
+                                   # whose truth shows the clip's highest object id (the original),
+                                   # 'all_objects' only those showing every object
 _C.alpha = 1.25                    # unused (accepted so original config files load)
 _C.lambdas = [1.0, 0.4]            # unused (accepted so original config files load)
 _C.amp = False                     # bf16 autocast (GPU; on a CPU only worth it with bf16 instructions)

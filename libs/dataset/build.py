@@ -32,7 +32,8 @@ def build_train_dataset(cfg: CfgNode):
     for name, skip in zip(cfg.trainset, cfg.max_skip):
         cls = get_dataset_class(name)
         reader = cls(os.path.join(cfg.data_root, cls.subdir), "train")
-        transform = build_train_transforms(cfg.input_size, cfg.max_training_obj)
+        transform = build_train_transforms(cfg.input_size, cfg.max_training_obj,
+                                           transpose_portrait=cfg.transpose_portrait, colour_jitter=cfg.colour_jitter)
         common = dict(transform=transform, samples_per_video=cfg.samples_per_video,
                       max_objects=cfg.max_training_obj, seed=cfg.seed, name=name)
         if issubclass(cls, StaticImages):

@@ -39,12 +39,12 @@ class DaliRunner:
         self.pipes: Dict[Any, Any] = {}
 
     def _pipe(self, key, max_frames: int):
-        """The pipeline for clips of `key` (encoded, fill_zero) taking up to `max_frames` frames a run."""
+        """The pipeline for clips of `key` (encoded, fill_zero, clamp) taking up to `max_frames` frames a run."""
         from libs.dataset.dali_graph import build_pipeline
 
         known = self.pipes.get(key)
         if known is None or known[0] < max_frames:
-            pipe = build_pipeline(key[0], key[1], max_frames, self.device_id, self.threads, self.seed)
+            pipe = build_pipeline(key[0], key[1], max_frames, self.device_id, self.threads, self.seed, clamp=key[2])
             self.pipes[key] = known = (max_frames, pipe)
         return known[1]
 

@@ -17,10 +17,11 @@ from libs.errors import VOSError
 from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 from libs.utils.dali import error_reason
 
-PARAMS = ("roi_start", "roi_end", "work_size", "matrix", "fit_size", "pad_anchor", "out_shape", "contrast", "shift")
+PARAMS = ("roi_start", "roi_end", "work_size", "matrix", "fit_size", "pad_anchor", "out_shape", "contrast", "centre",
+          "shift")
 
 
-def _clip_graph(encoded: bool, fill_zero: bool, gpu: bool):
+def _clip_graph(encoded: bool, fill_zero: bool, clamp: bool, gpu: bool):
     """DataNodes (frames [3, H, W] float32 normalised, masks [H, W, 1] uint8 ids) of one frame sample."""
     source = fn.external_source(name="frames", batch=True, layout=None if encoded else "HWC")
     if encoded:
@@ -38,8 +39,10 @@ def _clip_graph(encoded: bool, fill_zero: bool, gpu: bool):
     warped = fn.warp_affine(work, matrix=p["matrix"], size=p["fit_size"], interp_type=types.INTERP_LINEAR, **fill)
     warped_masks = fn.warp_affine(work_masks, matrix=p["matrix"], size=p["fit_size"],
                                   interp_type=types.INTERP_NN, **fill)
-    jittered = fn.brightness_contrast(warped, contrast=p["contrast"], contrast_center=127.5,
-                                      brightness_shift=p["shift"])   # uint8: clamped to 0..255 as PIL clamps
+    # clamp: uint8 out, clamped to 0..255 (the shift is a share of 255); else float out on the 0..255 scale,
+    # unclamped (the shift is fed multiplied by 255)
+    jittered = fn.brightness_contrast(warped, contrast=p["contrast"], contrast_center=p["centre"],
+                                      brightness_shift=p["shift"], **({} if clamp else {"dtype": types.FLOAT}))
     padding = dict(axis_names="HW", out_of_bounds_policy="pad", fill_values=0)
     padded = fn.slice(jittered, p["pad_anchor"], p["out_shape"], **padding)
     frames = fn.crop_mirror_normalize(padded, mean=[255.0 * m for m in IMAGENET_MEAN],
@@ -48,11 +51,11 @@ def _clip_graph(encoded: bool, fill_zero: bool, gpu: bool):
 
 
 def build_pipeline(encoded: bool, fill_zero: bool, max_frames: int, device_id: Optional[int], threads: int,
-                   seed: int):
+                   seed: int, clamp: bool = False):
     """A built pipeline for up to `max_frames` frames a run (CPU operators only when device_id is None)."""
     graph = pipeline_def(_clip_graph, batch_size=max_frames, num_threads=max(1, threads), device_id=device_id,
                          seed=seed, prefetch_queue_depth=1)
-    pipe = graph(encoded=encoded, fill_zero=fill_zero, gpu=device_id is not None)
+    pipe = graph(encoded=encoded, fill_zero=fill_zero, clamp=clamp, gpu=device_id is not None)
     pipe.build()
     return pipe
 
@@ -66,7 +69,8 @@ def _inputs(plans: List[ClipPlan]) -> Dict[str, list]:
                   "work_size": np.array(plan.work_size, np.float32), "matrix": plan.matrix,
                   "fit_size": np.array(plan.fit, np.float32), "pad_anchor": -np.array(plan.pad, np.int32),
                   "out_shape": np.array(plan.out_size, np.int32), "contrast": np.float32(plan.contrast),
-                  "shift": np.float32(plan.shift)}
+                  "centre": np.float32(255.0 * plan.centre),
+                  "shift": np.float32(plan.shift if plan.clamp else 255.0 * plan.shift)}
         for frame, mask in zip(plan.frames, plan.masks):
             feed["frames"].append(frame)
             feed["masks"].append(mask[:, :, None])

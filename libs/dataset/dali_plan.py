@@ -3,8 +3,9 @@
 A `ClipPlan` holds what DALI needs to build one clip without Python touching a pixel of its frames:
 the encoded frame files (or, for data sets that synthesise their frames such as STATIC, the raw
 frames), the decoded masks, and one set of augmentation parameters for the whole clip: the window of
-the raw frame that is resized (ShrinkToCover + RandomCropKeepSize), one affine matrix (crop back to
-size, RandomAffine, flip, resize to fit), the padding, the colour jitter and the object relabelling.
+the raw frame that is resized (ShrinkToCover + RandomCropKeepSize), one affine matrix (the
+transposition of portrait clips, crop back to size, RandomAffine, flip, resize to fit), the padding,
+the colour jitter and the object relabelling.
 Parameters come from the data set's own per-item generators and from the `draw_params` of its
 ClipTransform's steps, called in the PIL order: the functions the PIL steps draw with, so both backends
 augment a clip with the same random parameters.
@@ -22,7 +23,7 @@ from torchvision.transforms import v2
 from libs.dataset.training import MixedDataset, TrainClipDataset
 from libs.dataset.transforms import (ClipTransform, ColourJitter, Normalize, Paired, RandomCropKeepSize,
                                      ResizePad, SelectObjects, ShrinkToCover, ToClipTensors, ToFloat,
-                                     VoidToBackground, cover_size, fit_size)
+                                     TransposePortrait, VoidToBackground, cover_size, fit_size)
 from libs.errors import VOSError
 from libs.io import read_mask
 from libs.utils.constants import VOID_LABEL
@@ -46,15 +47,17 @@ class ClipPlan:
     pad: Size                         # (top, left) zero padding up to out_size
     out_size: Size                    # (H, W) input size
     fill_zero: bool                   # areas the affine uncovers are black (else edge pixels repeat)
-    contrast: float = 1.0             # factor around mid grey, frames in [0, 1]
+    contrast: float = 1.0             # factor around `centre`, frames in [0, 1]
     shift: float = 0.0                # added brightness, frames in [0, 1]
+    centre: float = 0.0               # value the contrast scales around (0: multiplied, 0.5: mid grey)
+    clamp: bool = False               # jittered values clamped to [0, 1]
     num_objects: int = 0
     max_objects: int = 1
 
     @property
-    def key(self) -> Tuple[bool, bool]:
+    def key(self) -> Tuple[bool, bool, bool]:
         """Clips with the same key run through the same DALI graph."""
-        return self.encoded, self.fill_zero
+        return self.encoded, self.fill_zero, self.clamp
 
 
 def _scale(sx: float, sy: float) -> np.ndarray:
@@ -86,31 +89,50 @@ class _Draft:
     """The plan of one clip while the transform's steps are walked."""
 
     def __init__(self, height: int, width: int) -> None:
-        self.raw = self.shrunk = self.size = (height, width)
+        self.raw = self.shrunk = self.size = (height, width)   # (h, w) as the steps see them (transposed or not)
+        self.transposed = False               # raw frames are portrait and the steps see them transposed
         self.crop = (0, 0, height, width)     # (top, left, h, w) in the shrunk image
         self.forward = np.eye(3)              # working image -> current image
         self.geometry = False                 # a crop / affine / flip happened
         self.fitted = self.void_cleared = self.fill_zero = False
         self.fit = self.pad = self.out_size = (height, width)
-        self.contrast, self.shift = 1.0, 0.0
+        self.contrast, self.shift, self.centre, self.clamp = 1.0, 0.0, 0.0, False
         self.lookup: Optional[np.ndarray] = None
         self.num_objects = 0
 
     def roi(self) -> Tuple[float, float, float, float]:
-        """The raw-frame window of the crop: the shrink and the crop in one resize."""
+        """The raw-frame window (y0, x0, y1, x1) of the crop, in the frame file's orientation: the shrink
+        and the crop in one resize."""
         top, left, height, width = self.crop
         fy, fx = self.raw[0] / self.shrunk[0], self.raw[1] / self.shrunk[1]
-        return top * fy, left * fx, (top + height) * fy, (left + width) * fx
+        y0, x0, y1, x1 = top * fy, left * fx, (top + height) * fy, (left + width) * fx
+        return (x0, y0, x1, y1) if self.transposed else (y0, x0, y1, x1)
+
+    def work_size(self) -> Size:
+        """(h, w) of the working image (the resized window), in the frame file's orientation."""
+        height, width = self.crop[2:]
+        return (width, height) if self.transposed else (height, width)
 
     def inverse(self) -> np.ndarray:
-        """[2, 3] float32 output (fit) point -> working-image point."""
-        return np.linalg.inv(self.forward)[:2].astype(np.float32)
+        """[2, 3] float32 output (fit) point -> working-image point (x, y); a transposition swaps x and y."""
+        inverse = np.linalg.inv(self.forward)
+        return (inverse[[1, 0]] if self.transposed else inverse[:2]).astype(np.float32)
 
 
 def _unsupported(step, why: str = "") -> VOSError:
     name = type(step).__name__ + (f"({type(step.transform).__name__})" if isinstance(step, Paired) else "")
     return VOSError(f"data_backend DALI cannot apply the training transform step {name}{why}; "
                     "use data_backend PIL for this transform")
+
+
+def _transpose(draft: _Draft, step: TransposePortrait, masks) -> None:
+    if draft.geometry or draft.fitted or draft.shrunk != draft.raw:
+        raise _unsupported(step, " after a shrink, crop, affine or resize")
+    height, width = draft.size
+    if height > width:
+        draft.transposed = True
+        draft.raw = draft.shrunk = draft.size = draft.fit = draft.pad = draft.out_size = (width, height)
+        draft.crop = (0, 0, width, height)
 
 
 def _shrink(draft: _Draft, step: ShrinkToCover, masks) -> None:
@@ -150,6 +172,7 @@ def _paired(draft: _Draft, step: Paired, masks) -> None:
 
 def _jitter(draft: _Draft, step: ColourJitter, masks) -> None:
     draft.contrast, draft.shift = step.draw_params()
+    draft.centre, draft.clamp = step.centre, step.clamp
 
 
 def _resize_pad(draft: _Draft, step: ResizePad, masks) -> None:
@@ -166,7 +189,7 @@ def _resize_pad(draft: _Draft, step: ResizePad, masks) -> None:
 def _select(draft: _Draft, step: SelectObjects, masks) -> None:
     if not draft.fitted:
         raise _unsupported(step, " before ResizePad")
-    first = warp_mask(masks[0], draft.roi(), draft.crop[2:], draft.inverse(), draft.fit, draft.fill_zero)
+    first = warp_mask(masks[0], draft.roi(), draft.work_size(), draft.inverse(), draft.fit, draft.fill_zero)
     if draft.void_cleared:
         first = np.where(first == VOID_LABEL, 0, first)
     present = step.draw_params([int(i) for i in np.unique(first) if i != 0])
@@ -185,6 +208,7 @@ def _nothing(draft: _Draft, step, masks) -> None:
 
 
 _STEPS = {ToClipTensors: _nothing, ToFloat: _nothing, Normalize: _nothing, VoidToBackground: _void,
+          TransposePortrait: _transpose,
           ShrinkToCover: _shrink, RandomCropKeepSize: _crop, Paired: _paired, ColourJitter: _jitter,
           ResizePad: _resize_pad, SelectObjects: _select}
 
@@ -276,10 +300,10 @@ def plan_clip(dataset, idx: int, repeat: int = 0) -> ClipPlan:
             if draft.num_objects > 0:
                 relabelled = [draft.lookup[mask] for mask in masks]           # T x [h, w]: SelectObjects' ids
                 return ClipPlan(name=video.name, frames=frames, masks=relabelled, encoded=encoded, sources=paths,
-                                roi=draft.roi(), work_size=draft.crop[2:], matrix=draft.inverse(), fit=draft.fit,
+                                roi=draft.roi(), work_size=draft.work_size(), matrix=draft.inverse(), fit=draft.fit,
                                 pad=draft.pad, out_size=draft.out_size, fill_zero=draft.fill_zero,
-                                contrast=draft.contrast, shift=draft.shift, num_objects=draft.num_objects,
-                                max_objects=dataset.transform.max_objects)
+                                contrast=draft.contrast, shift=draft.shift, centre=draft.centre, clamp=draft.clamp,
+                                num_objects=draft.num_objects, max_objects=dataset.transform.max_objects)
     raise AssertionError("unreachable: attempts() raises when it runs out")
 
 

@@ -56,6 +56,17 @@ class ToClipTensors:
         return tv_tensors.Image(stacked.contiguous()), tv_tensors.Mask(stacked_masks)
 
 
+class TransposePortrait:
+    """Clips taller than wide are transposed (rows become columns) to landscape, as the original's training
+    transform did before any other step; landscape and square clips pass unchanged."""
+
+    def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
+        if frames.shape[-2] <= frames.shape[-1]:
+            return frames, masks
+        return (tv_tensors.Image(frames.transpose(-1, -2).contiguous()),   # [T, 3, W, H]
+                tv_tensors.Mask(masks.transpose(-1, -2).contiguous()))     # [T, W, H]
+
+
 class VoidToBackground:
     """Pixels labelled void (255) become background (0), as in the original training code."""
 
@@ -145,12 +156,28 @@ class ToFloat:
         return tv_tensors.Image(frames.to(torch.float32) / 255.0), masks
 
 
-class ColourJitter:
-    """Same contrast factor (around mid grey) and additive brightness for every frame of the clip."""
+JITTERS = ("original", "mid_grey")
 
-    def __init__(self, contrast: Tuple[float, float] = (0.97, 1.03), brightness: float = 5.0) -> None:
+
+class ColourJitter:
+    """Same contrast factor and additive brightness for every frame of the clip.
+
+    `centre` is the value the contrast factor scales around (0: the pixel values are multiplied, as the
+    original did; 0.5: mid grey); `clamp` keeps the result in [0, 1] (the original did not clamp).
+    """
+
+    def __init__(self, contrast: Tuple[float, float] = (0.97, 1.03), brightness: float = 5.0,
+                 centre: float = 0.0, clamp: bool = False) -> None:
         self.contrast = contrast
         self.brightness = brightness / 255.0   # given on the 0..255 scale, frames are in [0, 1]
+        self.centre, self.clamp = float(centre), bool(clamp)
+
+    @classmethod
+    def named(cls, style: str) -> "ColourJitter":
+        """The jitter of config key `colour_jitter`: 'original' (around 0, unclamped) or 'mid_grey' (clamped)."""
+        if style not in JITTERS:
+            raise VOSError(f"colour_jitter must be one of {', '.join(JITTERS)}, got {style!r}")
+        return cls(centre=0.5, clamp=True) if style == "mid_grey" else cls()
 
     def draw_params(self) -> Tuple[float, float]:
         """(contrast factor, brightness shift) of one clip."""
@@ -158,8 +185,8 @@ class ColourJitter:
 
     def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
         factor, shift = self.draw_params()
-        jittered = ((frames - 0.5) * factor + 0.5 + shift).clamp(0.0, 1.0)  # [T, 3, H, W]
-        return tv_tensors.Image(jittered), masks
+        jittered = (frames - self.centre) * factor + self.centre + shift   # [T, 3, H, W]
+        return tv_tensors.Image(jittered.clamp(0.0, 1.0) if self.clamp else jittered), masks
 
 
 def fit_size(height: int, width: int, size: Sequence[int]) -> Tuple[int, int]:
@@ -286,22 +313,25 @@ def geometric_steps() -> List:
 
 
 def build_train_transforms(input_size: Sequence[int], max_objects: int, augment: bool = True,
-                           fit: str = "pad") -> ClipTransform:
-    """Training pipeline to `input_size` (H, W); `augment=False` only resizes, pads and normalises.
+                           fit: str = "pad", transpose_portrait: bool = True,
+                           colour_jitter: str = "original") -> ClipTransform:
+    """Training pipeline to `input_size` (H, W); `augment=False` only resizes, pads and normalises
+    (after turning portrait clips to landscape when `transpose_portrait`, as the original).
 
     `fit` is 'pad' (resize to fit and pad evenly, as at test time) or 'crop' (random window of
-    `input_size` in which an object of the first frame is visible).
+    `input_size` in which an object of the first frame is visible). `colour_jitter`: see `ColourJitter.named`.
     """
     if fit not in ("pad", "crop"):
         raise VOSError(f"fit must be 'pad' or 'crop', got {fit!r}")
     if len(input_size) != 2 or min(int(s) for s in input_size) < 1:
         raise VOSError(f"input_size must be (H, W) with positive entries, got {tuple(input_size)}")
-    steps: List = [ToClipTensors(), VoidToBackground()]
+    jitter = ColourJitter.named(colour_jitter)
+    steps: List = [ToClipTensors()] + ([TransposePortrait()] if transpose_portrait else []) + [VoidToBackground()]
     if augment:
         steps += ([ShrinkToCover(input_size)] if fit == "pad" else []) + geometric_steps()
     steps.append(ToFloat())
     if augment:
-        steps.append(ColourJitter())
+        steps.append(jitter)
     steps.append(RandomCropVisible(input_size) if fit == "crop" and augment else ResizePad(input_size))
     steps += [SelectObjects(max_objects, random=augment), Normalize()]
     return ClipTransform(steps, max_objects)

@@ -6,19 +6,28 @@ import torch
 from torch import nn
 
 from libs.engine.losses import bootstrapped_cross_entropy, iou_loss
+from libs.errors import VOSError
 from libs.models.stm import STM, QueryFeatures
 
 MODES = ("mask", "recurrent", "threshold")
+CYCLE_FRAMES = ("highest_object", "all_objects")
 
 
 @dataclass(frozen=True)
 class CyclicConfig:
     """How the forward memory is built and which loss is used."""
 
-    mode: str = "recurrent"        # 'mask': ground truth; 'recurrent': own prediction; 'threshold'
+    mode: str = "recurrent"        # 'mask': ground truth; 'recurrent': own prediction (what the original's
+                                   # loop did whatever its mode); 'threshold'
     iou_threshold: float = 0.65    # 'threshold': own prediction when its IoU with the truth exceeds this
     loss: str = "both"             # 'ce', 'iou' or 'both'
     sdpa: bool = False             # memory read by scaled_dot_product_attention (same values)
+    cycle_frames: str = "highest_object"   # later frames whose backward cycle counts: those whose truth holds
+                                           # the clip's highest object id (the original) or 'all_objects'
+
+    def __post_init__(self) -> None:
+        if self.cycle_frames not in CYCLE_FRAMES:
+            raise VOSError(f"cycle_frames must be one of {', '.join(CYCLE_FRAMES)}, got {self.cycle_frames!r}")
 
 
 @dataclass
@@ -56,9 +65,10 @@ def cyclic_loss(model: STM, frames: torch.Tensor, masks: torch.Tensor, num_objec
     and 'pred', the last frame's prediction [B, K+1, H, W] (detached).
 
     Forward: frame t is segmented from the memory of frames 0..t-1 (frame 0 with its truth, later
-    frames with the mask chosen by `mode`). Backward cycle: for every later frame whose truth holds
-    all objects, frame 0 is segmented from that frame's memory alone (built from the prediction)
-    and compared with frame 0's truth. Only objects present in the reference frame count.
+    frames with the mask chosen by `mode`). Backward cycle: for every later frame selected by
+    `cycle_frames` (see `cycle_counts`), frame 0 is segmented from that frame's memory alone (built
+    from the prediction) and compared with frame 0's truth. Only objects present in the reference
+    frame count.
     """
     B, T, _, H, W = frames.shape
     K = masks.shape[2] - 1
@@ -128,9 +138,22 @@ def _cycle(model: STM, *, frames: torch.Tensor, masks: torch.Tensor, num_objects
     logits = model.segment(query, own_keys, own_values, (H, W), present=everyone, sdpa=cfg.sdpa)
     back = torch.softmax(logits, dim=1)                                          # [nB, K+1, H, W]
     has = (masks[:, 1:, 1:].flatten(3).sum(-1) > 0).transpose(0, 1).flatten(0, 1)   # [nB, K]
-    complete = (has | ~everyone).all(1).to(frames.dtype)                          # [nB]
+    counts = cycle_counts(has, num_objects.repeat(n), cfg.cycle_frames).to(frames.dtype)   # [nB]
     loss = clip_loss(back, masks[:, 0].repeat(n, 1, 1, 1), num_objects.repeat(n), has & everyone, cfg.loss)
-    return (complete * loss).view(n, B).sum(0)
+    return (counts * loss).view(n, B).sum(0)
+
+
+def cycle_counts(has: torch.Tensor, num_objects: torch.Tensor, rule: str) -> torch.Tensor:
+    """Whether a frame's backward-cycle term counts [N] bool, from which objects its truth holds
+    (has [N, K]) and the clip's object count [N]: 'highest_object' when object `num_objects` is
+    present (the original's rule), 'all_objects' when objects 1..num_objects all are."""
+    if rule == "highest_object":
+        highest = (num_objects.to(torch.long) - 1).clamp(0, has.shape[1] - 1)[:, None]   # [N, 1]
+        return has.gather(1, highest)[:, 0] & (num_objects > 0)
+    if rule == "all_objects":
+        wanted = torch.arange(1, has.shape[1] + 1, device=has.device)[None] <= num_objects[:, None]   # [N, K]
+        return (has | ~wanted).all(1)
+    raise VOSError(f"cycle_frames must be one of {', '.join(CYCLE_FRAMES)}, got {rule!r}")
 
 
 class CyclicObjective(torch.nn.Module):
