@@ -27,8 +27,8 @@ def frame_by_frame(model, frames, masks, num_objects, cfg):
         key, value = model.encode_memory(frames[:, t], preds[t - 1][:, 1:])   # frame t from its prediction
         back = torch.softmax(model.segment(first_query, key, value, (H, W), present=present), dim=1)
         has = masks[:, t, 1:].flatten(2).sum(-1) > 0
-        complete = (has | ~present).all(1).float()
-        total = total + complete * clip_loss(back, masks[:, 0], num_objects, has & present, cfg.loss)
+        counts = (masks[:, t].argmax(1).flatten(1).max(1).values == num_objects).float()   # the original's test
+        total = total + counts * clip_loss(back, masks[:, 0], num_objects, has & present, cfg.loss)
     return total.sum() / (B * (T - 1))
 
 
@@ -39,7 +39,7 @@ def _clips(T=4):
     masks = torch.zeros(2, T, 3, 32, 48)
     masks[:, :, 1, 4:16, 4:20] = 1
     masks[0, :, 2, 18:30, 24:44] = 1
-    masks[0, 2, 2] = 0                          # frame 2 of clip 0 lacks an object: no cycle from it
+    masks[0, 2, 2] = 0                          # frame 2 of clip 0 lacks its highest object: no cycle from it
     masks[:, :, 0] = 1 - masks[:, :, 1:].sum(2)
     return frames, masks
 

@@ -55,3 +55,19 @@ def test_correction_loss_is_sum():
     probs = torch.softmax(torch.randn(1, 2, 2, 2), dim=1)
     total = bootstrapped_cross_entropy(probs, target, 1) + iou_loss(probs, target, 1)
     assert torch.allclose(correction_loss(probs, target, 1), total)
+
+
+def test_iou_loss_over_no_valid_object_is_zero_not_nan():
+    """The original averaged over an empty set of objects (NaN, which poisons the step); here such a
+    clip adds 0, with a finite (zero) gradient, and the other clips keep their value."""
+    t = torch.zeros(2, 3, 4, 4)
+    t[:, 1, :2] = 1
+    t[:, 0] = 1 - t[:, 1]
+    p = torch.full((2, 3, 4, 4), 1 / 3, requires_grad=True)
+    valid = torch.tensor([[False, False], [True, False]])        # clip 0: no valid object
+    per_clip = iou_loss(p, t, 2, valid=valid, per_clip=True)
+    assert per_clip[0].item() == 0.0
+    assert math.isclose(per_clip[1].item(), 1 - (8 / 3) / (8 + 8 / 3), rel_tol=1e-6)   # sums of min and max
+    assert iou_loss(p, t, 2, valid=torch.zeros(2, 2, dtype=torch.bool)).item() == 0.0
+    per_clip.sum().backward()
+    assert torch.isfinite(p.grad).all() and p.grad[0].abs().sum() == 0
