@@ -36,8 +36,9 @@ def paint(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return image
 
 
-def write_video(root, name, num_frames=7, empty_until=0, ids=(1, 2, 3)):
-    """JPEG frames of moving bright boxes and their indexed masks; no object before `empty_until`."""
+def write_video(root, name, num_frames=7, empty_until=0, ids=(1, 2, 3), portrait=False):
+    """JPEG frames of moving bright boxes and their indexed masks; no object before `empty_until`;
+    `portrait`: W x H frames (every frame transposed)."""
     rng = np.random.default_rng(len(name))
     frames, annotations = [], {}
     for t in range(num_frames):
@@ -46,6 +47,7 @@ def write_video(root, name, num_frames=7, empty_until=0, ids=(1, 2, 3)):
             for k, obj in enumerate(ids):
                 labels[6 + 18 * k:22 + 18 * k, 8 + 3 * t + 22 * k:34 + 3 * t + 22 * k] = obj
         labels[:3, :5] = 255                                     # a void corner
+        labels = np.ascontiguousarray(labels.T) if portrait else labels
         frames.append(os.path.join(root, name, "JPEGImages", f"{t:05d}.jpg"))
         write_image(frames[-1], paint(np.where(labels == 255, 0, labels), rng), quality=95)
         annotations[t] = os.path.join(root, name, "Annotations", f"{t:05d}.png")
@@ -54,10 +56,10 @@ def write_video(root, name, num_frames=7, empty_until=0, ids=(1, 2, 3)):
     return Video(name=name, frames=frames, frame_names=stems, given={0: annotations[0]}, annotations=annotations)
 
 
-def video_dataset(videos, augment=True, max_skip=2, increment=2, name="TOY"):
+def video_dataset(videos, augment=True, max_skip=2, increment=2, name="TOY", colour_jitter="original"):
     """Clips of 3 frames from `videos`, two per video and epoch."""
     sampler = ClipSampler(3, max_skip, increment, max_skip_cap=10, name=name)
-    transform = build_train_transforms(SIZE, MAX_OBJECTS, augment=augment)
+    transform = build_train_transforms(SIZE, MAX_OBJECTS, augment=augment, colour_jitter=colour_jitter)
     return TrainClipDataset(videos, sampler, transform, 2, MAX_OBJECTS, seed=3, name=name)
 
 
@@ -167,6 +169,41 @@ def test_augmented_clips_draw_the_pil_parameters(videos, runner):
         assert mask_agreement(batch, reference) > 0.95
         difference = (unnormalise(batch["frames"]) - unnormalise(reference["frames"])).abs()
         assert float(difference.mean()) < 6 / 255
+
+
+@needs_dali
+def test_portrait_clips_are_transposed_as_pil_transposes_them(tmp_path, runner):
+    """A portrait video (96x64 frames): DALI turns it to landscape as the PIL pipeline does (which
+    tests/dataset/test_transforms.py checks against the original's transposition): 64x96 fitted to 40x60,
+    not 96x64 fitted to 40x26 between wide black bars."""
+    portrait = write_video(str(tmp_path), "tall", num_frames=5, ids=(1, 2), portrait=True)
+    for augment, epoch in ((False, 0), (True, 1)):
+        dataset = video_dataset([portrait], augment=augment)
+        batches, order = dali_batches(runner, dataset, batch_size=2, epoch=epoch)
+        for b, batch in enumerate(batches):
+            reference = pil_batch(dataset, order[2 * b:2 * b + 2])
+            assert torch.equal(batch["num_objects"], reference["num_objects"])
+            difference = (unnormalise(batch["frames"]) - unnormalise(reference["frames"])).abs() * 255
+            if augment:
+                assert mask_agreement(batch, reference) > 0.95 and float(difference.mean()) < 6.0
+            else:
+                assert mask_agreement(batch, reference) > 0.995 and difference.max() < 4.0
+                # where portrait 40x26 frames would leave black bars (columns 0..18) there are frame and objects
+                assert float(unnormalise(batch["frames"])[..., 2:19].mean()) > 0.03
+                assert batch["masks"][:, :, 1:, :, :19].sum() > 0
+
+
+@needs_dali
+def test_the_mid_grey_jitter_is_clamped_in_dali_as_in_pil(videos, runner):
+    """colour_jitter 'mid_grey' (the uint8 graph): same draws as PIL, values stay in [0, 1]."""
+    dataset = video_dataset(videos[:2], colour_jitter="mid_grey")
+    batches, order = dali_batches(runner, dataset, batch_size=2, epoch=1)
+    for b, batch in enumerate(batches):
+        reference = pil_batch(dataset, order[2 * b:2 * b + 2])
+        values = unnormalise(batch["frames"])
+        assert values.min() >= -1e-5 and values.max() <= 1 + 1e-5
+        assert float((values - unnormalise(reference["frames"])).abs().mean()) < 6 / 255
+        assert mask_agreement(batch, reference) > 0.95
 
 
 @needs_dali

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from libs.dataset.transforms import IMAGENET_MEAN, IMAGENET_STD, ToClipTensors, build_train_transforms
+from torchvision import tv_tensors
+
+from libs.dataset.transforms import IMAGENET_MEAN, IMAGENET_STD, ColourJitter, ToClipTensors, build_train_transforms
 from libs.errors import VOSError
 
 H, W = 48, 64
@@ -184,3 +186,64 @@ def test_bad_options_are_errors():
         build_train_transforms((40, 56), 2, fit="stretch")
     with pytest.raises(VOSError, match="max_training_obj"):
         build_train_transforms((40, 56), 0)
+
+
+def _portrait_clip():
+    """The painted clip turned portrait ([64, 48]): each frame and mask transposed."""
+    images, masks = painted_clip(ids=(1, 2, 3))
+    return [np.ascontiguousarray(i.transpose(1, 0, 2)) for i in images], [np.ascontiguousarray(m.T) for m in masks]
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_portrait_clips_are_transposed_to_landscape_as_the_original(augment):
+    """The original's training transform first turns a clip with H > W into np.transpose(frame, [1, 0, 2]):
+    the result equals the pipeline run, with the same draws, on clips transposed that way by hand."""
+    images, masks = _portrait_clip()
+    by_hand = [i.transpose(1, 0, 2) for i in images], [m.T for m in masks]   # landscape [48, 64]
+    outputs = []
+    for transpose, clip in ((True, (images, masks)), (False, by_hand)):
+        torch.manual_seed(3)
+        outputs.append(build_train_transforms((48, 64), 3, augment=augment, transpose_portrait=transpose)(*clip))
+    (frames, onehot, count), (expected, expected_onehot, expected_count) = outputs
+    assert count == expected_count == 3
+    assert torch.equal(frames, expected) and torch.equal(onehot, expected_onehot)
+    if not augment:   # 48x64 fills the input; kept portrait it would be fitted to 48x36 and padded with black
+        upright, _, _ = build_train_transforms((48, 64), 3, augment=False, transpose_portrait=False)(images, masks)
+        black = (-torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)).view(3, 1, 1).expand(3, 3, 48, 14)
+        assert torch.allclose(upright[:, :, :, :14], black) and not torch.allclose(frames[:, :, :, :14], black)
+
+
+def test_landscape_clips_are_not_transposed():
+    clip = painted_clip()
+    outputs = []
+    for transpose in (True, False):
+        torch.manual_seed(4)
+        outputs.append(build_train_transforms((40, 56), 2, transpose_portrait=transpose)(*clip))
+    assert torch.equal(outputs[0][0], outputs[1][0]) and torch.equal(outputs[0][1], outputs[1][1])
+
+
+@pytest.mark.parametrize("style", ["original", "mid_grey"])
+def test_colour_jitter_by_value(style):
+    """'original': values multiplied by the factor plus the shift, unclamped (as the original's float
+    frames); 'mid_grey': the factor scales around 0.5 and the result is clamped to [0, 1]."""
+    jitter = ColourJitter.named(style)
+    values = torch.tensor([0.0, 0.25, 0.5, 1.0]).view(1, 1, 1, 4).expand(2, 3, 1, 4)   # [T, 3, 1, 4]
+    frames, outside = tv_tensors.Image(values.clone()), False
+    for seed in range(20):
+        torch.manual_seed(seed)
+        factor, shift = jitter.draw_params()
+        torch.manual_seed(seed)
+        out, _ = jitter(frames, tv_tensors.Mask(torch.zeros(2, 1, 4, dtype=torch.uint8)))
+        if style == "original":
+            expected = values * factor + shift
+        else:
+            expected = ((values - 0.5) * factor + 0.5 + shift).clamp(0, 1)
+        assert torch.allclose(out, expected, atol=1e-7)
+        outside = outside or bool(out.max() > 1) or bool(out.min() < 0)
+        assert 0.97 <= factor <= 1.03 and abs(shift) <= 5 / 255
+    assert outside == (style == "original")   # only the original's jitter leaves [0, 1]
+
+
+def test_an_unknown_colour_jitter_is_an_error():
+    with pytest.raises(VOSError, match="colour_jitter must be one of original, mid_grey, got 'vivid'"):
+        build_train_transforms((40, 56), 2, colour_jitter="vivid")
