@@ -73,8 +73,7 @@ def main() -> None:
     model = build_model(cfg).to(device).train(not cfg.freeze_bn)   # frozen batch norm: the original
     optimizer = build_optimizer(cfg, model)
     writer = _tensorboard(cfg.checkpoint) if dist.is_main else None
-    objective = CyclicObjective(model, CyclicConfig(mode=cfg.mode, iou_threshold=cfg.iou_threshold, loss=cfg.loss,
-                                                    sdpa=cfg.fast_training, cycle_frames=cfg.cycle_frames))
+    objective = CyclicObjective(model, cyclic_config(cfg))
     val = (lambda epoch: validate(cfg, model, device, os.path.join(cfg.checkpoint, "val", f"epoch-{epoch:04d}"))
            ) if dist.is_main else None
     checkpointer = Checkpointer(cfg.checkpoint, keep=cfg.keep_checkpoints, writer=dist.is_main)
@@ -109,6 +108,12 @@ def _report_end(trainer: Trainer, folder: str, distributed: bool) -> None:
     log.warning("training interrupted%s %s (optimizer step %d); saved %s. Resume with%s:\n  %s", why,
                 trainer.position(), trainer.step, trainer.checkpointer.latest_path, nodes,
                 resume_command(sys.argv, nproc))
+
+
+def cyclic_config(cfg) -> CyclicConfig:
+    """The training objective's settings from the config."""
+    return CyclicConfig(mode=cfg.mode, iou_threshold=cfg.iou_threshold, loss=cfg.loss, sdpa=cfg.fast_training,
+                        cycle_frames=cfg.cycle_frames)
 
 
 def train_settings(cfg) -> TrainSettings:

@@ -43,6 +43,9 @@ def test_file_then_options(tmp_path):
     (["loop"], "odd number of items"),
     (["save_freq", "0"], "config key 'save_freq' must be positive"),
     (["trainset", "['A', 'B', 'C']"], "must be lists of the same length"),
+    (["cycle_frames", "some"], "config key 'cycle_frames' must be one of highest_object, all_objects; got 'some'"),
+    (["colour_jitter", "vivid"], "config key 'colour_jitter' must be one of original, mid_grey; got 'vivid'"),
+    (["transpose_portrait", "1"], "config key 'transpose_portrait' on the command line expects bool"),
 ])
 def test_bad_options_give_one_clear_line(opts, message):
     with pytest.raises(VOSError) as err:
@@ -70,3 +73,27 @@ def test_bad_file(tmp_path):
 def test_repository_config_loads():
     cfg = load_cfg("config.yaml")
     assert cfg.arch == "resnet50" and cfg.correction_rate == 180.0 and cfg.max_skip == [50, 10]
+
+
+def test_training_keys_default_to_the_original_and_reach_the_step_and_the_clips(tmp_path):
+    """mode recurrent (what the original's loop did), the original's cycle rule, transposition and jitter,
+    in the defaults and in config.yaml; train.py and the data set builder pass the keys on."""
+    import train
+    from libs.dataset.build import build_train_dataset
+    from libs.dataset.synthetic import write_dataset
+    from libs.dataset.transforms import ColourJitter, TransposePortrait
+
+    for cfg in (get_cfg(), load_cfg("config.yaml")):
+        assert (cfg.mode, cfg.cycle_frames, cfg.transpose_portrait, cfg.colour_jitter) == (
+            "recurrent", "highest_object", True, "original")
+    write_dataset(str(tmp_path / "SYNTHETIC"), num_videos=1, num_frames=3, size=(40, 64), split="train")
+    data = ["data_root", str(tmp_path), "trainset", "['SYNTHETIC']", "datafreq", "[1]", "max_skip", "[2]"]
+    for opts, rule, transposes, centre, clamp in (([], "highest_object", True, 0.0, False),
+                                                  (["cycle_frames", "all_objects", "transpose_portrait", "False",
+                                                    "colour_jitter", "mid_grey"], "all_objects", False, 0.5, True)):
+        cfg = load_cfg(None, data + opts)
+        assert train.cyclic_config(cfg).cycle_frames == rule and train.cyclic_config(cfg).mode == "recurrent"
+        steps = build_train_dataset(cfg).datasets[0].transform.steps
+        assert any(isinstance(step, TransposePortrait) for step in steps) == transposes
+        jitter = next(step for step in steps if isinstance(step, ColourJitter))
+        assert (jitter.centre, jitter.clamp) == (centre, clamp)
