@@ -37,7 +37,10 @@ def _terms(model, frames, masks, num):
     """Forward loss [B] and each later frame's backward-cycle term {t: [B]}, mode recurrent, frame by frame."""
     K = masks.shape[2] - 1
     present = torch.arange(1, K + 1)[None] <= num[:, None]                              # [B, K]
-    shows = lambda t: masks[:, t, 1:].flatten(2).sum(-1) > 0                             # noqa: E731  [B, K]
+
+    def shows(t):
+        """The objects in frame t's truth [B, K]."""
+        return masks[:, t, 1:].flatten(2).sum(-1) > 0
     memory, memory_mask, preds, forward = [], masks[:, 0], [], torch.zeros(len(num))
     for t in range(1, T):
         memory.append(model.encode_memory(frames[:, t - 1], memory_mask[:, 1:]))
