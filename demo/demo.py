@@ -121,12 +121,7 @@ def live_main(cfg) -> None:
         if out:
             check_writable(out, "output_dir")
         device = resolve_device(cfg.gpu_id)
-        if not cfg.initial:
-            warn_untrained()
-        bounded = cfg.clone()
-        bounded.defrost()
-        bounded.max_memory_frames = live_memory_bound(cfg.max_memory_frames)
-        engine = build_engine(bounded, build_model(cfg).to(device).eval())
+        engine = live_engine(cfg, device)
         window = LiveWindow(source) if cfg.show else None
         with stop_on_sigint(source):
             stats = run_live(engine, source, labels, palette, Letterbox(cfg.input_size, source.size), device,
@@ -136,6 +131,16 @@ def live_main(cfg) -> None:
     log.info(stats.summary())
     if out:
         log.info("masks, overlay/ and overlay.mp4 in %s", out)
+
+
+def live_engine(cfg, device):
+    """The engine of a live run: the config's, with its memory bounded (max_memory_frames 0 becomes a bound)."""
+    if not cfg.initial:
+        warn_untrained()
+    bounded = cfg.clone()
+    bounded.defrost()
+    bounded.max_memory_frames = live_memory_bound(cfg.max_memory_frames)
+    return build_engine(bounded, build_model(cfg).to(device).eval())
 
 
 if __name__ == "__main__":

@@ -70,3 +70,10 @@ def test_bad_file(tmp_path):
 def test_repository_config_loads():
     cfg = load_cfg("config.yaml")
     assert cfg.arch == "resnet50" and cfg.correction_rate == 180.0 and cfg.max_skip == [50, 10]
+
+
+def test_video_path_camera_index_is_kept_as_text():
+    """`video_path 0` (a camera) is read as the text '0'; other non-text values stay errors."""
+    assert load_cfg(None, ["video_path", "0"]).video_path == "0"
+    with pytest.raises(VOSError, match="'video_path'"):
+        load_cfg(None, ["video_path", "True"])

@@ -114,6 +114,7 @@ def test_stream_is_segmented_as_it_comes_with_a_bounded_memory(tmp_path, demo_mo
     (["video_path", 99], "cannot open camera 99: check that a camera with this index is connected"),
     (["video_path", "http://127.0.0.1:9/none.mjpg"], "cannot open stream http://127.0.0.1:9/none.mjpg"),
     (["video_path", 0, "show", False, "write_results", False], "nothing would be shown or written"),
+    (["video_path", REPO, "live", True], "is a folder of frames: live input is a camera index"),
 ])
 def test_live_source_that_cannot_work_is_one_error_line(tmp_path, demo_module, monkeypatch, capsys, extra, expect):
     mask = tmp_path / "mask.png"
