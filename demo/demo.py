@@ -99,16 +99,9 @@ def main() -> None:
     log.info("%d frames at %.1f FPS: masks, overlay/ and overlay.mp4 in %s", stats.frames, stats.fps, out)
 
 
-
 def live_main(cfg) -> None:
     """Segment a camera, a stream or (live True) a video file as frames arrive, with a bounded memory."""
-    if not cfg.show and not cfg.write_results:
-        raise VOSError("show False and write_results False: nothing would be shown or written; set one True")
-    if os.path.isdir(cfg.video_path):
-        raise VOSError(f"video_path {cfg.video_path} is a folder of frames: live input is a camera index, a "
-                       "stream URL or a video file; set live False for a folder")
-    if cfg.show:
-        LiveWindow.check()
+    check_live_keys(cfg)
     labels, palette, note = load_first_mask(cfg.mask_path)
     if note:
         log.info("%s: %s", cfg.mask_path, note)
@@ -131,6 +124,19 @@ def live_main(cfg) -> None:
     log.info(stats.summary())
     if out:
         log.info("masks, overlay/ and overlay.mp4 in %s", out)
+
+
+def check_live_keys(cfg) -> None:
+    """Reject live-input settings that cannot work (one line each); say which keys do not apply."""
+    if not cfg.show and not cfg.write_results:
+        raise VOSError("show False and write_results False: nothing would be shown or written; set one True")
+    if os.path.isdir(cfg.video_path):
+        raise VOSError(f"video_path {cfg.video_path} is a folder of frames: live input is a camera index, a "
+                       "stream URL or a video file; set live False for a folder")
+    if cfg.show:
+        LiveWindow.check()
+    if cfg.data_backend != "PIL":
+        log.info("data_backend %s does not apply to live input: OpenCV reads its frames", cfg.data_backend)
 
 
 def live_engine(cfg, device):

@@ -85,8 +85,8 @@ class LiveWindow:
             cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
             cv2.destroyWindow(WINDOW)
         except cv2.error:
-            raise VOSError("show True needs OpenCV with window support (this one is opencv-python-headless): "
-                           "`pip install opencv-python` in place of it, or set show False") from None
+            raise VOSError("show True needs OpenCV built with window support (opencv-python-headless has none): "
+                           "install opencv-python in its place, or set show False") from None
 
     def show(self, rgb: np.ndarray) -> None:
         """Show one overlay [H, W, 3] RGB; a stop key asks the source to stop."""
@@ -106,7 +106,8 @@ class LiveWindow:
 
 class LiveVideo:
     """overlay.mp4 of a live run, written as results come. It plays at the rate the frames were segmented
-    (measured over the first RATE_FRAMES, at most the source's rate): a minute of camera lasts about a minute."""
+    (measured over the first RATE_FRAMES, at most the source's rate, at least 1 FPS): a minute of camera
+    lasts about a minute."""
 
     def __init__(self, path: str, source_fps: Optional[float]):
         self.video = VideoFileWriter(path)
@@ -128,7 +129,8 @@ class LiveVideo:
         """Fix the frame rate from the frames seen so far and write them."""
         rate = self.source_fps or 25.0
         if len(self.times) >= 3 and self.times[-1] > self.times[1]:      # from frame 1: frame 0 is the given mask
-            rate = min(rate, (len(self.times) - 2) / (self.times[-1] - self.times[1]))
+            measured = (len(self.times) - 2) / (self.times[-1] - self.times[1])
+            rate = min(self.source_fps, measured) if self.source_fps else measured
         self.video.set_fps(max(1.0, round(rate, 1)))
         for frame in self.waiting:
             self.video.write(frame)
