@@ -89,9 +89,11 @@ class LiveSource:
         return self._names.pop(t)
 
     def frames(self) -> Iterator[np.ndarray]:
-        """The newest captured frame each time one is asked for, until the source ends or `stop()`."""
-        self._thread = threading.Thread(target=self._read, name="live-reader", daemon=True)
-        self._thread.start()
+        """The newest captured frame each time one is asked for, until the source ends or `stop()`.
+
+        The first is always the frame read when opening (the one the first mask is for): the reader
+        thread starts once it has been taken.
+        """
         try:
             while True:
                 taken = self._take()
@@ -100,6 +102,9 @@ class LiveSource:
                 index, rgb = taken
                 self._names[self.segmented] = f"{index:05d}"
                 self.segmented += 1
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._read, name="live-reader", daemon=True)
+                    self._thread.start()
                 yield rgb  # [H, W, 3] uint8 RGB
         finally:
             self.close()
