@@ -1,4 +1,8 @@
-"""Tests of libs/io/stream.py: live sources (a video file read as a stream), dropped frames, stop, errors."""
+"""Tests of libs/io/stream.py: live sources (a video file read as a stream, an http stream), dropped
+frames, stop, errors."""
+import functools
+import http.server
+import threading
 import time
 
 import numpy as np
@@ -57,6 +61,33 @@ def test_stop_ends_the_iteration_before_the_next_frame(tmp_path):
     assert list(frames) == []
     assert source.interrupted and source.segmented == 1
     assert source.captured == source.segmented + source.dropped
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder without logging each request."""
+
+    def log_message(self, *args):
+        pass
+
+
+def test_http_stream_is_read_through_opencv(tmp_path):
+    """A video served over http (OpenCV's FFmpeg reads the URL): every frame is captured, frame 0 first."""
+    _clip(tmp_path / "served.mp4", 6, fps=25)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler,
+                                                                                directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/served.mp4"
+        source = LiveSource(url)
+        assert source.what == f"stream {url}" and source.size == (16, 24) and not source.pace
+        frames = source.frames()
+        first = next(frames)
+        assert source.name(0) == "00000" and abs(int(first[0, 0, 0])) <= 3
+        rest = list(frames)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert source.captured == 6 and source.segmented == 1 + len(rest) and source.dropped == 5 - len(rest)
 
 
 @pytest.mark.parametrize("path, expect", [
