@@ -67,6 +67,9 @@ def main() -> None:
                        "frame's mask PNG), e.g. in demo/demo.yaml or as `video_path X mask_path Y`")
     if cfg.live or is_live_path(cfg.video_path):
         return live_main(cfg)
+    if cfg.show or not cfg.write_results:
+        raise VOSError("show and write_results apply to live input (a camera index, a stream URL); for a "
+                       "video file add `live True` to read it as a stream")
     source = FrameSource(cfg.video_path)
     if len(source) < 2:
         raise VOSError(f"{cfg.video_path} has {len(source)} frame(s); at least 2 are needed")

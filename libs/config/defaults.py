@@ -72,7 +72,8 @@ _C.compile = False                 # with fast_inference True: the per-frame seg
 _C.checkpoint = "ckpt"             # folder of training checkpoints
 _C.initial = ""                    # weights to start from (training) or to test (test.py, demo)
 _C.resume = ""                     # checkpoint to resume training from, or 'auto' (latest in checkpoint/)
-_C.video_path = ""                 # demo: folder of frames or a video file
+_C.video_path = ""                 # demo: folder of frames, a video file, a camera index (0) or a stream
+                                   # URL (rtsp://, http://, ...: live input)
 _C.mask_path = ""                  # demo: mask PNG of the first frame (of the first captured frame when live;
                                    # resized, nearest neighbour, when its size differs from the camera's)
 _C.live = False                    # demo: read video_path (a video file) as a live stream paced at its frame

@@ -115,6 +115,8 @@ def test_stream_is_segmented_as_it_comes_with_a_bounded_memory(tmp_path, demo_mo
     (["video_path", "http://127.0.0.1:9/none.mjpg"], "cannot open stream http://127.0.0.1:9/none.mjpg"),
     (["video_path", 0, "show", False, "write_results", False], "nothing would be shown or written"),
     (["video_path", REPO, "live", True], "is a folder of frames: live input is a camera index"),
+    (["video_path", os.path.join(REPO, "demo", "sample", "sample.mp4"), "show", True],
+     "show and write_results apply to live input"),
 ])
 def test_live_source_that_cannot_work_is_one_error_line(tmp_path, demo_module, monkeypatch, capsys, extra, expect):
     mask = tmp_path / "mask.png"
