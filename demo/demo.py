@@ -1,6 +1,7 @@
-"""Segment your own video from the mask of its first frame.
+"""Segment your own video from the mask of its first frame, or a camera / stream as it comes.
 
     .venv/bin/python demo/demo.py --cfg demo/demo.yaml [video_path my.mp4 mask_path first.png initial model.pth]
+    .venv/bin/python demo/demo.py --cfg demo/demo.yaml video_path 0 mask_path first.png [show True]
 
 Writes indexed PNGs, overlay JPEGs and an mp4 of the overlay into {output_dir}/{video name}/.
 """
@@ -14,9 +15,11 @@ from libs.engine import Letterbox, build_engine  # noqa: E402
 from libs.errors import VOSError  # noqa: E402
 from libs.io import FrameSource, load_first_mask, overlay, read_frame, safe_join, write_image, write_video  # noqa: E402
 from libs.io.dali_decode import build_frame_decoder  # noqa: E402
+from libs.io.stream import LiveSource, is_live_path, live_name  # noqa: E402
 from libs.models import build_model  # noqa: E402
 from libs.runner import ResultWriter, check_writable, segment_and_write  # noqa: E402
 from libs.runner.cli import parse_cfg, run_main  # noqa: E402
+from libs.runner.live import LiveWindow, fit_first_mask, live_memory_bound, run_live, stop_on_sigint  # noqa: E402
 from libs.utils.device import resolve_device  # noqa: E402
 from libs.utils.logging import setup_logging  # noqa: E402
 
@@ -26,8 +29,12 @@ EXAMPLES = """\
       the bundled sample with the weights `make quickstart` trained
   .venv/bin/python demo/demo.py --cfg demo/demo.yaml video_path my.mp4 mask_path first.png initial model.pth
   .venv/bin/python demo/demo.py --cfg demo/demo.yaml video_path frames/ mask_path frames_mask.png \\
-      initial stm_cycle_r50.pth arch resnet50 gpu_id -1"""
-KEYS = (("video_path", "a folder of frames or a video file (.mp4, .avi, .mov, ...)"),
+      initial stm_cycle_r50.pth arch resnet50 gpu_id -1
+  .venv/bin/python demo/demo.py --cfg demo/demo.yaml video_path 0 mask_path first.png initial model.pth show True
+      camera 0 as it comes (or video_path rtsp://... / http://...); Ctrl-C stops"""
+KEYS = (("video_path", "a folder of frames, a video file (.mp4, .avi, .mov, ...), a camera index (0) or a "
+                       "stream URL (rtsp://, http://)"),
+        ("live show", "live True: a video file read as a stream; show True: a window (live input)"),
         ("mask_path", "the first frame's mask PNG (ids 1, 2, ... on a 0 background)"),
         ("initial", "trained weights (train.py checkpoints also set arch/keydim/valdim)"),
         ("arch keydim valdim", "model shape of a released checkpoint (resnet50 128 512 for R50)"),
@@ -58,6 +65,11 @@ def main() -> None:
     if not cfg.video_path or not cfg.mask_path:
         raise VOSError("set video_path (a folder of frames or a video file) and mask_path (the first "
                        "frame's mask PNG), e.g. in demo/demo.yaml or as `video_path X mask_path Y`")
+    if cfg.live or is_live_path(cfg.video_path):
+        return live_main(cfg)
+    if cfg.show or not cfg.write_results:
+        raise VOSError("show and write_results apply to live input (a camera index, a stream URL); for a "
+                       "video file add `live True` to read it as a stream")
     source = FrameSource(cfg.video_path)
     if len(source) < 2:
         raise VOSError(f"{cfg.video_path} has {len(source)} frame(s); at least 2 are needed")
@@ -88,6 +100,56 @@ def main() -> None:
     frames = (read_frame(os.path.join(overlay_dir, n + ".jpg")) for n in source.names)
     write_video(os.path.join(out, "overlay.mp4"), frames, source.fps)
     log.info("%d frames at %.1f FPS: masks, overlay/ and overlay.mp4 in %s", stats.frames, stats.fps, out)
+
+
+def live_main(cfg) -> None:
+    """Segment a camera, a stream or (live True) a video file as frames arrive, with a bounded memory."""
+    check_live_keys(cfg)
+    labels, palette, note = load_first_mask(cfg.mask_path)
+    if note:
+        log.info("%s: %s", cfg.mask_path, note)
+    if not labels.any():
+        raise VOSError(f"mask {cfg.mask_path} has no object; label objects 1, 2, ... on a 0 background")
+    source = LiveSource(cfg.video_path, pace=not is_live_path(cfg.video_path))
+    try:
+        labels = fit_first_mask(labels, source.size, cfg.mask_path, source.what)
+        out = safe_join(cfg.output_dir, live_name(cfg.video_path)) if cfg.write_results else None
+        if out:
+            check_writable(out, "output_dir")
+        device = resolve_device(cfg.gpu_id)
+        engine = live_engine(cfg, device)
+        window = LiveWindow(source) if cfg.show else None
+        with stop_on_sigint(source):
+            stats = run_live(engine, source, labels, palette, Letterbox(cfg.input_size, source.size), device,
+                             out, window)
+    finally:
+        source.close()
+    log.info(stats.summary())
+    if out:
+        log.info("masks, overlay/ and overlay.mp4 in %s", out)
+
+
+def check_live_keys(cfg) -> None:
+    """Reject live-input settings that cannot work (one line each); say which keys do not apply."""
+    if not cfg.show and not cfg.write_results:
+        raise VOSError("show False and write_results False: nothing would be shown or written; set one True")
+    if os.path.isdir(cfg.video_path):
+        raise VOSError(f"video_path {cfg.video_path} is a folder of frames: live input is a camera index, a "
+                       "stream URL or a video file; set live False for a folder")
+    if cfg.show:
+        LiveWindow.check()
+    if cfg.data_backend != "PIL":
+        log.info("data_backend %s does not apply to live input: OpenCV reads its frames", cfg.data_backend)
+
+
+def live_engine(cfg, device):
+    """The engine of a live run: the config's, with its memory bounded (max_memory_frames 0 becomes a bound)."""
+    if not cfg.initial:
+        warn_untrained()
+    bounded = cfg.clone()
+    bounded.defrost()
+    bounded.max_memory_frames = live_memory_bound(cfg.max_memory_frames)
+    return build_engine(bounded, build_model(cfg).to(device).eval())
 
 
 if __name__ == "__main__":

@@ -122,6 +122,8 @@ def _coerce_scalar(key: str, default: Any, value: Any, where: str) -> Any:
         return value
     elif isinstance(default, str) and isinstance(value, str):
         return value
+    elif key == "video_path" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)             # a camera index: `video_path 0`
     elif isinstance(default, str) and key in ("initial", "resume", "video_path", "mask_path", "data_root",
                                               "checkpoint", "output_dir", "backbone_weights") and value is None:
         return ""

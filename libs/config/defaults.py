@@ -29,7 +29,8 @@ _C.valdim = 512                    # channels of memory/query values
 _C.arch = "resnet50"               # encoder: resnet18 | resnet34 | resnet50 | resnet101
 _C.backbone_weights = ""           # '' random init, 'imagenet' (torch hub cache), or a path to a ResNet state dict
 _C.save_freq = 5                   # a frame joins the stored memory every save_freq frames
-_C.max_memory_frames = 0           # bound on stored memory frames (0 = unbounded, as the original)
+_C.max_memory_frames = 0           # bound on stored memory frames (0 = unbounded, as the original; the
+                                   # demo on live input bounds it to 20 then, and says so)
 _C.epochs_per_increment = 5        # max_skip grows every this many epochs
 _C.split_k = 3                     # unused (accepted so original config files load)
 
@@ -81,8 +82,17 @@ _C.compile = False                 # with fast_inference True: the per-frame seg
 _C.checkpoint = "ckpt"             # folder of training checkpoints
 _C.initial = ""                    # weights to start from (training) or to test (test.py, demo)
 _C.resume = ""                     # checkpoint to resume training from, or 'auto' (latest in checkpoint/)
-_C.video_path = ""                 # demo: folder of frames or a video file
-_C.mask_path = ""                  # demo: mask PNG of the first frame
+_C.video_path = ""                 # demo: folder of frames, a video file, a camera index (0) or a stream
+                                   # URL (rtsp://, http://, ...: live input)
+_C.mask_path = ""                  # demo: mask PNG of the first frame (of the first captured frame when live;
+                                   # resized, nearest neighbour, when its size differs from the camera's)
+_C.live = False                    # demo: read video_path (a video file) as a live stream paced at its frame
+                                   # rate, dropping frames the segmenter cannot keep up with; camera
+                                   # indexes (video_path 0) and stream URLs (rtsp://, http://) are always live
+_C.show = False                    # demo, live input: show each result in a window (needs a display and
+                                   # OpenCV with GUI support; q or Esc stops, as Ctrl-C does)
+_C.write_results = True            # demo, live input: write masks, overlays and overlay.mp4 (False: only
+                                   # show them; needs show True)
 _C.gpu_id = 0                      # CUDA device index; -1 runs on the CPU
 _C.workers = 1                     # data loader worker processes
 _C.save_indexed_format = "index"   # 'index' | 'segmentation' | 'heatmap' | 'mask'

@@ -1,6 +1,7 @@
 """Frames in from a folder or a video file, and mp4 videos out."""
 import math
 import os
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Tuple
 
 import cv2
@@ -121,31 +122,68 @@ def write_video(path: str, frames: Iterable[np.ndarray], fps: float) -> int:
 
     Odd heights or widths are padded by one replicated row/column (the codec needs even sizes).
     """
-    if os.path.splitext(path)[1].lower() not in WRITE_EXTENSIONS:
-        raise VOSError(f"cannot write video {path}: use a .mp4, .avi, .mov or .mkv file name")
-    if not (fps and math.isfinite(fps) and fps > 0):
-        raise VOSError(f"video frame rate must be a positive number, got {fps!r}")
-    with atomic_path(path) as tmp:
-        writer, count, size = None, 0, None
-        try:
-            for frame in frames:
-                frame = np.asarray(frame)
-                if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-                    raise ValueError(f"video frames must be [H, W, 3] uint8, got {frame.shape} {frame.dtype}")
-                if writer is None:
-                    size = frame.shape[:2]
-                    writer = _open_writer(tmp, path, fps, size)
-                elif frame.shape[:2] != size:
-                    raise VOSError(f"frame {count} for video {path} is {frame.shape[1]}x{frame.shape[0]}, "
-                                   f"the first was {size[1]}x{size[0]}")
-                writer.write(_even(frame)[..., ::-1].copy())
-                count += 1
-        finally:
-            if writer is not None:
-                writer.release()
-        if count == 0:
-            raise VOSError(f"no frames to write to video {path}")
-    return count
+    with VideoFileWriter(path, fps) as video:
+        for frame in frames:
+            video.write(frame)
+    return video.count
+
+
+class VideoFileWriter:
+    """An mp4v video written frame by frame into a temporary file that becomes `path` on `close()`.
+
+    Use as a context manager: on an error (or an exception leaving the block) the temporary file is
+    removed and `path` is left as it was. `fps` may be left None until the first `write` (`set_fps`).
+    """
+
+    def __init__(self, path: str, fps: Optional[float] = None):
+        if os.path.splitext(path)[1].lower() not in WRITE_EXTENSIONS:
+            raise VOSError(f"cannot write video {path}: use a .mp4, .avi, .mov or .mkv file name")
+        self.path, self.count = path, 0
+        self.fps: Optional[float] = None
+        if fps is not None:
+            self.set_fps(fps)
+        self._writer, self._size, self._file = None, None, ExitStack()    # the file: atomic_path's context
+
+    def set_fps(self, fps: float) -> None:
+        """The frame rate the video plays at (fixed once the first frame is written)."""
+        if not (fps and math.isfinite(fps) and fps > 0):
+            raise VOSError(f"video frame rate must be a positive number, got {fps!r}")
+        self.fps = float(fps)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB frame [H, W, 3] uint8 of the first frame's size."""
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"video frames must be [H, W, 3] uint8, got {frame.shape} {frame.dtype}")
+        if self._writer is None:
+            if self.fps is None:
+                raise ValueError("set_fps before the first frame")
+            self._size = frame.shape[:2]
+            self._writer = _open_writer(self._file.enter_context(atomic_path(self.path)), self.path, self.fps,
+                                        self._size)
+        elif frame.shape[:2] != self._size:
+            raise VOSError(f"frame {self.count} for video {self.path} is {frame.shape[1]}x{frame.shape[0]}, "
+                           f"the first was {self._size[1]}x{self._size[0]}")
+        self._writer.write(_even(frame)[..., ::-1].copy())
+        self.count += 1
+
+    def close(self, error: Optional[BaseException] = None) -> None:
+        """Finish the file and move it to `path` (with `error`: remove it); no frame at all is an error."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.release()
+        if error is not None:
+            self._file.__exit__(type(error), error, error.__traceback__)
+            return
+        self._file.close()
+        if self.count == 0:
+            raise VOSError(f"no frames to write to video {self.path}")
+
+    def __enter__(self) -> "VideoFileWriter":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        self.close(error)
 
 
 def _open_writer(tmp: str, path: str, fps: float, size: Tuple[int, int]) -> "cv2.VideoWriter":

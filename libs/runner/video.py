@@ -3,9 +3,10 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Deque, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from libs.utils.progress import progress
 log = logging.getLogger(__name__)
 FORMATS = ("index", "segmentation", "heatmap", "mask")
 MAX_PENDING_WRITES = 16         # frames segmented ahead of the writer thread
+Names = Union[Sequence[str], Callable[[int], str]]      # output names: a list, or t -> name for a stream
 
 
 @dataclass
@@ -75,19 +77,26 @@ class ResultWriter:
         return labels
 
 
-def segment_and_write(engine: InferenceEngine, frames: Iterable[np.ndarray], names: List[str],
+def segment_and_write(engine: InferenceEngine, frames: Iterable[np.ndarray], names: Names,
                       given: Dict[int, np.ndarray], letterbox: Letterbox, device: torch.device,
                       writers: List[ResultWriter], title: str, extra=None) -> VideoStats:
     """Run the engine over `frames` and write every frame's result with each writer (in a background
-    thread); `extra(t, rgb, labels)` is called per written frame (e.g. the demo's overlay video)."""
+    thread); `extra(t, rgb, labels)` is called per written frame (e.g. the demo's overlay video).
+
+    `names`: the frames' output names, or for a stream of unknown length (a camera) a function giving
+    the t-th frame's name once it has been read. Memory stays bounded whatever the length: a frame is
+    kept only until its result is written, at most MAX_PENDING_WRITES results wait for the writer.
+    """
+    name_of = names.__getitem__ if isinstance(names, Sequence) else names
+    total = len(names) if isinstance(names, Sequence) else None
     start, done = time.perf_counter(), 0
     cache: Dict[int, np.ndarray] = {}
-    with progress(len(names), title, unit="frame") as bar, ThreadPoolExecutor(max_workers=1) as pool:
+    with progress(total, title, unit="frame") as bar, ThreadPoolExecutor(max_workers=1) as pool:
         pending: Deque[Future] = deque()
         for t, probs in segment_video(engine, letterbox, _keep(frames, cache), given, device):
-            rgb = cache.pop(t)
+            rgb, name = cache.pop(t), name_of(t)
             if probs is not None:
-                pending.append(pool.submit(_write_all, writers, names[t], probs, letterbox, rgb, extra, t))
+                pending.append(pool.submit(_write_all, writers, name, probs, letterbox, rgb, extra, t))
                 done += 1
             while len(pending) > MAX_PENDING_WRITES:     # bounded: results wait on the device, not pile up
                 pending.popleft().result()

@@ -7,7 +7,7 @@ from typing import Any, Optional, TextIO
 class LineProgress:
     """A tqdm-like counter that prints one line every `every_s` seconds and one at the end (no redraws)."""
 
-    def __init__(self, total: int, desc: str, unit: str = "it", initial: int = 0, enabled: bool = True,
+    def __init__(self, total: Optional[int], desc: str, unit: str = "it", initial: int = 0, enabled: bool = True,
                  every_s: float = 30.0, stream: Optional[TextIO] = None):
         self.total, self.desc, self.unit, self.n, self.initial = total, desc, unit, initial, initial
         self.printed = -1                  # the count of the last line printed
@@ -41,7 +41,8 @@ class LineProgress:
             return
         self.printed = self.n
         rate = ((self.n - self.initial) / (now - self.start)) if now > self.start else 0.0   # this run's pace
-        line = f"{self.desc}: {self.n}/{self.total} {self.unit} ({rate:.2f} {self.unit}/s)"
+        count = f"{self.n}/{self.total}" if self.total is not None else f"{self.n}"     # None: a live stream
+        line = f"{self.desc}: {count} {self.unit} ({rate:.2f} {self.unit}/s)"
         print(line + (f" {self.postfix}" if self.postfix else ""), file=self.stream, flush=True)
 
     def __enter__(self) -> "LineProgress":
@@ -51,9 +52,10 @@ class LineProgress:
         self.close()
 
 
-def progress(total: int, desc: str, unit: str = "it", initial: int = 0, enabled: bool = True,
+def progress(total: Optional[int], desc: str, unit: str = "it", initial: int = 0, enabled: bool = True,
              every_s: float = 30.0, stream: Optional[TextIO] = None):
-    """A tqdm bar when `stream` (default stderr) is a terminal, else a LineProgress printing every `every_s` s."""
+    """A tqdm bar when `stream` (default stderr) is a terminal, else a LineProgress printing every `every_s` s
+    (`total` None: a count without an end, e.g. a live stream)."""
     stream = stream if stream is not None else sys.stderr
     if stream.isatty():
         from tqdm import tqdm

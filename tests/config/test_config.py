@@ -97,3 +97,10 @@ def test_training_keys_default_to_the_original_and_reach_the_step_and_the_clips(
         assert any(isinstance(step, TransposePortrait) for step in steps) == transposes
         jitter = next(step for step in steps if isinstance(step, ColourJitter))
         assert (jitter.centre, jitter.clamp) == (centre, clamp)
+
+
+def test_video_path_camera_index_is_kept_as_text():
+    """`video_path 0` (a camera) is read as the text '0'; other non-text values stay errors."""
+    assert load_cfg(None, ["video_path", "0"]).video_path == "0"
+    with pytest.raises(VOSError, match="'video_path'"):
+        load_cfg(None, ["video_path", "True"])

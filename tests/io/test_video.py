@@ -88,3 +88,22 @@ def test_unreadable_video_is_an_error(tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"\x00" * 2000)
     with pytest.raises(VOSError, match="bad.mp4"):
         FrameSource(str(tmp_path / "bad.mp4"))
+
+
+def test_video_file_writer_appends_frames_and_publishes_on_close(tmp_path):
+    """Frames written one at a time; the file appears at its name only when closed (then playable)."""
+    from libs.io.video import VideoFileWriter
+
+    path = tmp_path / "live.mp4"
+    with VideoFileWriter(str(path)) as video:
+        video.set_fps(8.5)
+        for frame in _frames(4):
+            video.write(frame)
+        assert not path.exists() and len(os.listdir(tmp_path)) == 1      # a hidden temporary file
+    assert os.listdir(tmp_path) == ["live.mp4"] and video.count == 4
+    source = FrameSource(str(path))
+    assert len(source) == 4 and source.fps == pytest.approx(8.5)
+    with pytest.raises(RuntimeError), VideoFileWriter(str(tmp_path / "failed.mp4"), fps=5) as video:
+        video.write(_frames(1)[0])
+        raise RuntimeError("the run failed")
+    assert os.listdir(tmp_path) == ["live.mp4"]

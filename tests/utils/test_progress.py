@@ -39,3 +39,11 @@ def test_lines_are_rate_limited_and_can_be_disabled():
     with progress(3, "x", enabled=False, stream=quiet, every_s=0.0) as bar:
         bar.update(3)
     assert quiet.getvalue() == ""
+
+
+def test_line_progress_without_a_total_counts_only():
+    """A live stream has no total: the line shows the count alone."""
+    stream = io.StringIO()
+    with LineProgress(None, "live camera 0", unit="frame", stream=stream) as bar:
+        bar.update(3)
+    assert stream.getvalue().startswith("live camera 0: 3 frame (")
