@@ -86,10 +86,14 @@ class SessionStore:
     def open_video(self, session: AppSession, path: str, name: str) -> None:
         """Decode the video (file, folder or zip of frames) at `path`; the session's previous video stays
         when this one fails."""
-        if path.lower().endswith(".zip"):
-            path = unzip_frames(path, os.path.join(session.folder, f"frames-{uuid.uuid4().hex[:8]}"),
-                                self.max_upload_mb)
-        frames, names, fps = load_frames(path)
+        source = path
+        try:
+            if path.lower().endswith(".zip"):
+                source = unzip_frames(path, os.path.join(session.folder, f"frames-{uuid.uuid4().hex[:8]}"),
+                                      self.max_upload_mb)
+            frames, names, fps = load_frames(source)
+        except VOSError as err:        # name the user's file, not the server's copy of it
+            raise type(err)(str(err).replace(source, name).replace(path, name)) from None
         video = VideoSession(frames, names, fps, self.make_engine(), self.input_size, self.device, title=name)
         with session.lock:
             if session.video is not None and session.video.running:

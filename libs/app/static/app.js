@@ -64,9 +64,9 @@ async function opened(info) {
   state.obj = 1;
   $("slider").max = info.frames - 1;
   $("video-info").textContent = `${info.name}: ${info.frames} frames, ${info.width}x${info.height}`;
-  say(`Opened ${info.name}. Paint each object on a frame, then propagate.`, "info");
   await showFrame(0, true);
   drawObjects();
+  say(`Opened ${info.name}. Paint each object on a frame, then propagate.`, "info");
 }
 
 async function showFrame(t, force) {
@@ -110,14 +110,14 @@ function render() {
   if (!state.base) return;
   const out = new ImageData(new Uint8ClampedArray(state.base.data), state.base.width, state.base.height);
   const lut = state.config.palette;
-  const d = out.data, labels = state.labels;
-  for (let i = 0; i < labels.length; i++) {
+  const d = out.data, labels = state.labels, w = out.width, n = labels.length;
+  for (let i = 0; i < n; i++) {
     const id = labels[i];
     if (id === 0 || id === 255) continue;
-    const j = 4 * i;
-    d[j] = (d[j] + lut[3 * id]) >> 1;
-    d[j + 1] = (d[j + 1] + lut[3 * id + 1]) >> 1;
-    d[j + 2] = (d[j + 2] + lut[3 * id + 2]) >> 1;
+    const x = i % w, j = 4 * i;
+    const edge = (x > 0 && labels[i - 1] !== id) || (x < w - 1 && labels[i + 1] !== id) ||
+      (i >= w && labels[i - w] !== id) || (i + w < n && labels[i + w] !== id);
+    for (let c = 0; c < 3; c++) d[j + c] = edge ? lut[3 * id + c] : (d[j + c] + lut[3 * id + c]) >> 1;
   }
   ctx.putImageData(out, 0, 0);
   drawPolygon();
