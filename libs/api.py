@@ -241,6 +241,11 @@ class VideoSession:
         with self._lock:
             return {t: self._results[t].copy() for t in sorted(self._results)}
 
+    def mask_frames(self) -> List[int]:
+        """The frames that have a mask (given or propagated), in order."""
+        with self._lock:
+            return sorted(self._results)
+
     def given_frames(self) -> List[int]:
         """The frames given a mask by add_mask, in order."""
         with self._lock:

@@ -47,7 +47,7 @@ class AppSession:
             return {"open": False, "error": self.error}
         video = self.video
         marks = ["."] * len(video)
-        for t in video.masks():
+        for t in video.mask_frames():
             marks[t] = "p"
         for t in video.given_frames():
             marks[t] = "g"
@@ -137,7 +137,7 @@ class SessionStore:
             folder = video.export(os.path.join(session.folder, "export"), overlay=False, video=False)
             path = os.path.join(session.folder, "masks.zip")
             with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-                for t in video.masks():
+                for t in video.mask_frames():
                     archive.write(os.path.join(folder, video.names[t] + ".png"), video.names[t] + ".png")
         return path
 

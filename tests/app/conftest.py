@@ -10,6 +10,7 @@ import yaml
 from libs.io import read_mask
 from libs.dataset.synthetic import write_video_file
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = {"arch": "resnet18", "keydim": 16, "valdim": 32}
 FRAMES = 10
 SIZE = (48, 80)                     # (H, W) of the generated video
@@ -41,11 +42,15 @@ def tiny_video(tmp_path_factory):
     return video, labels
 
 
-def app_config(checkpoint: str, output_dir: str, allowed_dir: str, max_upload_mb: int = 1):
-    """The app's config as `demo/app.py --cfg demo/demo.yaml KEY VAL ...` builds it, for the tiny model."""
+@pytest.fixture(scope="session")
+def app_config():
+    """Builds the app's config as `demo/app.py --cfg demo/demo.yaml KEY VAL ...` does, for the tiny model:
+    app_config(checkpoint, output_dir, allowed_dir, max_upload_mb)."""
     from libs.config import load_cfg
     from libs.runner.cli import adopt_checkpoint_model
 
-    opts = ["initial", checkpoint, "input_size", "[32,64]", "loop", "0", "gpu_id", "-1", "output_dir", output_dir,
-            "allowed_dir", allowed_dir, "max_upload_mb", str(max_upload_mb)]
-    return load_cfg(os.path.join("demo", "demo.yaml"), opts, adjust=adopt_checkpoint_model)
+    def build(checkpoint: str, output_dir: str, allowed_dir: str, max_upload_mb: int = 1):
+        opts = ["initial", checkpoint, "input_size", "[32,64]", "loop", "0", "gpu_id", "-1", "output_dir",
+                output_dir, "allowed_dir", allowed_dir, "max_upload_mb", str(max_upload_mb)]
+        return load_cfg(os.path.join(ROOT, "demo", "demo.yaml"), opts, adjust=adopt_checkpoint_model)
+    return build
