@@ -61,6 +61,7 @@ def main() -> None:
     app = build_server_app(cfg)
     log.info("open http://%s:%d/ in a browser (Ctrl-C stops the server)", cfg.host, cfg.port)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", log_config=None)
+    log.info("server stopped")
 
 
 if __name__ == "__main__":
