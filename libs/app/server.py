@@ -175,5 +175,7 @@ def _stem(name: str) -> str:
 
 
 def build_app(store: SessionStore, max_upload_mb: int, allowed_dir: str) -> Starlette:
-    """The Starlette application."""
-    return Starlette(routes=AppRoutes(store, max_upload_mb, allowed_dir).routes())
+    """The Starlette application (its sessions in `app.state.store`)."""
+    app = Starlette(routes=AppRoutes(store, max_upload_mb, allowed_dir).routes())
+    app.state.store = store
+    return app

@@ -2,6 +2,7 @@
 import logging
 import os
 import threading
+import time
 import uuid
 import zipfile
 from typing import Callable, Dict, Optional, Tuple
@@ -15,6 +16,7 @@ from libs.errors import VOSError
 from libs.io import atomic_path, safe_join
 
 log = logging.getLogger("app")
+IDLE_FORGET_S = 3600.0        # a session no page asked about for this long is dropped from memory (files stay)
 
 
 class AppSession:
@@ -27,6 +29,7 @@ class AppSession:
         self.error = ""                         # why the last propagation failed ('' when it did not)
         self.thread: Optional[threading.Thread] = None
         self.lock = threading.Lock()            # one request changes the session at a time
+        self.last_seen = time.monotonic()
 
     def require_video(self) -> VideoSession:
         """The session's video, or a VOSError asking to open one."""
@@ -69,6 +72,7 @@ class SessionStore:
 
     def create(self) -> AppSession:
         """A new session with its own folder."""
+        self.forget_idle()
         sid = uuid.uuid4().hex[:16]
         session = AppSession(sid, safe_join(self.root, sid))
         os.makedirs(session.folder, exist_ok=True)
@@ -80,8 +84,20 @@ class SessionStore:
         """The session `sid`, or an Unknown error asking to reload the page."""
         session = self.sessions.get(sid)
         if session is None:
-            raise Unknown("this page's session is unknown to the server (was it restarted?); reload the page")
+            raise Unknown("this page's session is unknown to the server (restarted, or idle for an hour); "
+                          "reload the page")
+        session.last_seen = time.monotonic()
         return session
+
+    def forget_idle(self, idle_s: float = IDLE_FORGET_S) -> None:
+        """Drop the sessions (their frames in memory) that no page asked about for `idle_s` seconds and that
+        run nothing; their folders stay on disk."""
+        now = time.monotonic()
+        for sid, session in list(self.sessions.items()):
+            if now - session.last_seen > idle_s and not (session.video is not None and session.video.running):
+                del self.sessions[sid]
+                log.info("session %s: idle for %.0f s, forgotten (its files stay in %s)", sid,
+                         now - session.last_seen, session.folder)
 
     def open_video(self, session: AppSession, path: str, name: str) -> None:
         """Decode the video (file, folder or zip of frames) at `path`; the session's previous video stays

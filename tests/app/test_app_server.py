@@ -159,7 +159,8 @@ def test_upload_over_the_limit(client, folders):
     """An upload over max_upload_mb is refused (413) and leaves no file behind."""
     sid = new_session(client)
     text = error_of(upload(client, sid, "big.mp4", b"\0" * (1024 * 1024 + 10)), 413)
-    assert text == "big.mp4 is larger than the upload limit of 1 MB; cut the video, or start the app with a larger max_upload_mb"
+    assert text == ("big.mp4 is larger than the upload limit of 1 MB; cut the video, or start the app with a "
+                    "larger max_upload_mb")
     assert os.listdir(os.path.join(folders[0], "app", sid)) == []
     streamed = client.post(f"/api/{sid}/upload?name=big.mp4", content=iter([b"\0" * 600_000] * 2))  # no length
     assert error_of(streamed, 413) == text
@@ -175,12 +176,19 @@ def test_paths_outside_the_allowed_folder_are_refused(client, folders):
         assert text.startswith(f"{path} is outside the allowed folder"), text
     status = client.post(f"/api/{sid}/open", json={"path": "clip.mp4"}).json()
     assert status["frames"] == 10 and status["name"] == "clip.mp4"
-    assert error_of(client.post(f"/api/{sid}/open", json={"path": "nope.mp4"}), 400).startswith("nope.mp4 does not exist")
+    missing = error_of(client.post(f"/api/{sid}/open", json={"path": "nope.mp4"}), 400)
+    assert missing.startswith("nope.mp4 does not exist")
 
 
-def test_unknown_session(client):
-    """A page whose session the server does not know is told to reload."""
+def test_unknown_and_idle_sessions(client, folders):
+    """A page whose session the server does not know is told to reload; idle sessions are forgotten when a
+    new one starts, their files kept."""
     assert "reload the page" in error_of(client.get("/api/0123456789abcdef/status"), 404)
+    idle = new_session(client)
+    client.app.state.store.sessions[idle].last_seen -= 2 * 3600
+    new_session(client)
+    assert "idle for an hour" in error_of(client.get(f"/api/{idle}/status"), 404)
+    assert os.path.isdir(os.path.join(folders[0], "app", idle))
 
 
 def test_sessions_are_independent(client, opened, folders, tiny_video):

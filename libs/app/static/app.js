@@ -282,7 +282,10 @@ function poll() {
     if (info && info.running) { poll(); return; }
     running(false);
     if (info && info.error) say(info.error, "error");
-    else if (info) say(`Done: ${info.done} of ${info.total} frames propagated. Scrub to check, correct a frame and propagate again.`, "info");
+    else if (info) {
+      say(`Done: ${info.done} of ${info.total} frames propagated. ` +
+        "Scrub to check, correct a frame and propagate again.", "info");
+    }
     await showFrame(state.t, true);
   }, 250);
 }
@@ -323,7 +326,11 @@ function needVideo(work) {
 function wire() {
   $("file").onchange = () => { const f = $("file").files[0]; $("file").value = ""; if (f) guarded(() => upload(f)); };
   $("open-path").onclick = () => guarded(openPath);
-  $("add-object").onclick = () => { state.obj = Math.max(0, ...state.objects) + 1; state.objects.push(state.obj); drawObjects(); };
+  $("add-object").onclick = () => {
+    state.obj = Math.max(0, ...state.objects) + 1;
+    state.objects.push(state.obj);
+    drawObjects();
+  };
   document.querySelectorAll(".tool").forEach((b) => { b.onclick = () => setTool(b.dataset.tool); });
   $("size").oninput = () => { state.size = +$("size").value; $("size-value").textContent = state.size; };
   $("undo").onclick = undo;
@@ -355,7 +362,9 @@ function onKey(event) {
 async function start() {
   wire();
   state.config = await (await fetch("/api/config")).json();
-  if (!state.config.server_paths) $("server-open").title = "Start the app with `allowed_dir FOLDER` to open videos on the server";
+  if (!state.config.server_paths) {
+    $("server-open").title = "Start the app with `allowed_dir FOLDER` to open videos on the server";
+  }
   const response = await fetch("/api/session", { method: "POST" });
   state.sid = (await response.json()).id;
   drawObjects();
