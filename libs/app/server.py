@@ -74,12 +74,13 @@ class AppRoutes:
         return JSONResponse({"id": self.store.create().sid})
 
     async def upload(self, request: Request) -> Response:
-        """The request body is the file (video or zip of frames); `?name=` its file name."""
+        """The request body is the file (video or zip of frames); `?name=` its file name, `?size=` its size
+        (the page sends no body when that is over the limit)."""
         session = self.store.get(request.path_params["sid"])
         name = os.path.basename(request.query_params.get("name", ""))
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_upload_mb * 1024 * 1024:
-            raise too_large(name, self.max_upload_mb)
+        for size in (request.query_params.get("size", ""), request.headers.get("content-length", "")):
+            if size.isdigit() and int(size) > self.max_upload_mb * 1024 * 1024:
+                raise too_large(name, self.max_upload_mb)
         path = await save_upload(request.stream(), name, session.folder, self.max_upload_mb)
         try:
             await run_in_threadpool(self.store.open_video, session, path, name)

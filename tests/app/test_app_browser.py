@@ -236,3 +236,9 @@ def test_second_tab_has_its_own_session_and_bad_upload_message(server, browser, 
     assert "10 frames" not in page.inner_text("#video-info")
     assert len([d for d in os.listdir(os.path.join(out, "app"))]) >= 2        # two sessions, two folders
     assert "notes.mp4" in open(log_path).read()
+    big = tmp_path / "big.mov"
+    big.write_bytes(b"\0" * (2 * 1024 * 1024 + 1))                             # the server's limit is 2 MB
+    page.set_input_files("#file", str(big))
+    limit = "big.mov is larger than the upload limit of 2 MB"
+    assert limit in message(page, "upload limit") and page.get_attribute("#message", "class") == "error"
+    assert limit in open(log_path).read()

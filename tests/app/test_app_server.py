@@ -164,6 +164,8 @@ def test_upload_over_the_limit(client, folders):
     assert os.listdir(os.path.join(folders[0], "app", sid)) == []
     streamed = client.post(f"/api/{sid}/upload?name=big.mp4", content=iter([b"\0" * 600_000] * 2))  # no length
     assert error_of(streamed, 413) == text
+    declared = client.post(f"/api/{sid}/upload?name=big.mp4&size={1024 * 1024 + 1}")    # what the page sends
+    assert error_of(declared, 413) == text
     assert os.listdir(os.path.join(folders[0], "app", sid)) == []
 
 

@@ -41,13 +41,11 @@ function css(id) { const [r, g, b] = colour(id); return `rgb(${r},${g},${b})`; }
 
 // ---------------------------------------------------------------- video and frames
 async function upload(file) {
-  const limit = state.config.max_upload_mb;
-  if (file.size > limit * 1024 * 1024) {
-    say(`${file.name} is larger than the upload limit of ${limit} MB`, "error");
-    return;
-  }
+  // a file over the limit is not sent: the server refuses it from its declared size (and logs it)
+  const tooBig = file.size > state.config.max_upload_mb * 1024 * 1024;
   say(`Uploading ${file.name}...`, "info");
-  const response = await api(`upload?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file });
+  const query = `name=${encodeURIComponent(file.name)}&size=${file.size}`;
+  const response = await api(`upload?${query}`, { method: "POST", body: tooBig ? null : file });
   await opened(await response.json());
 }
 
