@@ -118,9 +118,11 @@ class VideoSession:
         self._given: Dict[int, np.ndarray] = {}
         self._results: Dict[int, np.ndarray] = {}
         self._pending: Optional[int] = None       # earliest frame given a mask since the last propagation
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()              # guards masks and the propagation's state
+        self._engine_lock = threading.Lock()       # one frame at a time through the engine
         self._stop = threading.Event()
         self._running = False
+        self._generation = 0                       # the latest propagation; older ones end at their next frame
         self.progress: Tuple[int, int] = (0, 0)    # frames done, frames to do (of the current propagation)
 
     @classmethod
@@ -150,13 +152,14 @@ class VideoSession:
         return t
 
     def add_mask(self, frame: int, labels: Any) -> None:
-        """Give the complete mask of `frame` ([H, W] labels: new objects, or a correction of a result).
-        The next `propagate()` starts from the earliest frame given a mask since the last one."""
+        """Give the complete mask of `frame` ([H, W] labels: new objects, or a correction of a result), at any
+        time: a propagation still under way ends before its next frame. The next `propagate()` starts from
+        the earliest frame given a mask since the last one."""
         t = self._index(frame)
         labels = check_labels(labels, t, self.size)
         with self._lock:
-            if self._running:
-                raise VOSError("a propagation is running; stop it or wait for it before adding a mask")
+            self._generation += 1
+            self._running = False
             self._given[t] = labels
             self._results[t] = labels.copy()
             self._pending = t if self._pending is None else min(self._pending, t)
@@ -165,17 +168,17 @@ class VideoSession:
                   ) -> Iterator[Tuple[int, np.ndarray]]:
         """Propagate the mask of frame `start` to `end` (inclusive; default the last frame, or 0 when
         `reverse`), yielding (frame index, labels [H, W] uint8) as the engine segments each frame, `start`
-        first. Earlier results stay; `stop()` or leaving the loop ends it with the finished frames kept."""
+        first. Earlier results stay; `stop()`, leaving the loop, `add_mask` or another `propagate()` ends it
+        with the finished frames kept."""
         order = self._plan(start, end, reverse)
         with self._lock:
-            if self._running:
-                raise VOSError("a propagation is already running on this session")
+            self._generation += 1
             self._running, self._pending = True, None
             self._stop.clear()
             given = {i: self._given[t] for i, t in enumerate(order) if i > 0 and t in self._given}
             given[0] = self._results[order[0]]
             self.progress = (0, len(order))
-        return self._run(order, given)
+        return self._run(order, given, self._generation)
 
     def _plan(self, start: Optional[int], end: Optional[int], reverse: bool) -> List[int]:
         """The frames to run, in the engine's order; the first one must have a mask with an object."""
@@ -201,15 +204,22 @@ class VideoSession:
             raise VOSError("no frame has a mask yet: add_mask(frame, labels) before propagating")
         return max(self._given) if reverse else min(self._given)
 
-    def _run(self, order: List[int], given: Dict[int, np.ndarray]) -> Iterator[Tuple[int, np.ndarray]]:
-        """The engine over `order`; each result is stored before it is yielded."""
-        frames = (self.frames[t] for t in order)
+    def _run(self, order: List[int], given: Dict[int, np.ndarray], generation: int
+             ) -> Iterator[Tuple[int, np.ndarray]]:
+        """The engine over `order`; each result is stored before it is yielded, unless a later call
+        (add_mask, propagate) superseded this propagation: then it ends without storing."""
+        steps = segment_video(self.engine, self.letterbox, (self.frames[t] for t in order), given, self.device)
         try:
             with progress(len(order), self.title, unit="frame") as bar:
-                for i, probs in segment_video(self.engine, self.letterbox, frames, given, self.device):
-                    t = order[i]
+                for i, t in enumerate(order):
+                    with self._engine_lock:
+                        if self._generation != generation:
+                            return
+                        probs = next(steps)[1]                         # [K+1, th, tw] on the device
                     labels = given[i] if i in given else self.letterbox.labels(probs.float().cpu().numpy())
                     with self._lock:
+                        if self._generation != generation:
+                            return
                         self._results[t] = labels
                         self.progress = (i + 1, len(order))
                     bar.update(1)
@@ -217,11 +227,13 @@ class VideoSession:
                     if self._stop.is_set():
                         break
         finally:
+            steps.close()
             with self._lock:
-                self._running = False
+                if self._generation == generation:
+                    self._running = False
 
     def stop(self) -> None:
-        """Ask a running propagation to stop after the frame it is segmenting (from any thread)."""
+        """Ask the propagation under way to stop after the frame it is segmenting (from another thread)."""
         self._stop.set()
 
     @property

@@ -113,6 +113,22 @@ def test_reverse_and_stop(session, tiny_video):
     assert seen == [9, 8, 7] and not session.running
 
 
+def test_a_mask_added_during_a_propagation_ends_it(session, tiny_video):
+    """add_mask "at any time": a propagation under way ends before its next frame, storing nothing more."""
+    _, labels = tiny_video
+    session.add_mask(0, labels)
+    frames = session.propagate(start=0)
+    assert [next(frames)[0], next(frames)[0]] == [0, 1] and session.running
+    kept = session.masks()
+    fixed = kept[1].copy()
+    fixed[:8, :8] = 2
+    session.add_mask(1, fixed)
+    assert not session.running and list(frames) == []
+    assert all(np.array_equal(session.masks()[t], kept[t]) for t in kept if t != 1)
+    assert np.array_equal(session.mask(1), fixed)
+    assert [t for t, _ in session.propagate()] == list(range(1, 10))        # from the new mask on
+
+
 def test_later_given_frames_keep_their_masks(session, tiny_video):
     """A frame given a mask inside the propagated range keeps exactly that mask."""
     _, labels = tiny_video
@@ -173,3 +189,12 @@ def test_bad_config_overrides(tiny_checkpoint, tiny_video):
         VideoSession.open(frames, tiny_checkpoint, loop="many")
     with pytest.raises(VOSError, match="second argument, not as initial"):
         VideoSession.open(frames, tiny_checkpoint, initial=tiny_checkpoint)
+
+
+def test_config_file_overrides_and_checkpoint_model_keys(tiny_checkpoint):
+    """cfg_file is read first, then the overrides; the checkpoint's model keys win, as in the scripts."""
+    from libs.api import session_config
+
+    cfg = session_config(tiny_checkpoint, os.path.join(ROOT, "demo", "demo.yaml"), {"loop": 2, "keydim": 64})
+    assert (cfg.loop, cfg.correction_rate, cfg.initial) == (2, 180.0, tiny_checkpoint)
+    assert (cfg.arch, cfg.keydim, cfg.valdim) == ("resnet18", 16, 32)
