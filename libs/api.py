@@ -103,8 +103,8 @@ class VideoSession:
     """One video and its masks: masks given at any frame, results propagated from them by the engine.
 
     Frames are decoded once and kept in memory (H x W x 3 bytes each). Results are [H, W] uint8 labels at
-    the frames' size; a frame given a mask keeps exactly that mask. Thread-safe for one propagation at a
-    time plus readers (the browser app reads masks while a propagation runs).
+    the frames' size; a frame given a mask keeps exactly that mask. Thread-safe: masks can be read while a
+    propagation runs (the browser app does), and a new propagation or mask supersedes the one under way.
     """
 
     def __init__(self, frames: List[np.ndarray], names: List[str], fps: float, engine: InferenceEngine,
