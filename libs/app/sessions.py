@@ -1,6 +1,7 @@
 """The browser app's sessions: one per browser tab, each with its own folder, video and propagation job."""
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -102,13 +103,13 @@ class SessionStore:
     def open_video(self, session: AppSession, path: str, name: str) -> None:
         """Decode the video (file, folder or zip of frames) at `path`; the session's previous video stays
         when this one fails."""
-        source = path
+        source, unpacked = path, os.path.join(session.folder, f"frames-{uuid.uuid4().hex[:8]}")
         try:
             if path.lower().endswith(".zip"):
-                source = unzip_frames(path, os.path.join(session.folder, f"frames-{uuid.uuid4().hex[:8]}"),
-                                      self.max_upload_mb)
+                source = unzip_frames(path, unpacked, self.max_upload_mb)
             frames, names, fps = load_frames(source)
         except VOSError as err:        # name the user's file, not the server's copy of it
+            shutil.rmtree(unpacked, ignore_errors=True)        # frames unpacked from a zip that failed
             raise type(err)(str(err).replace(source, name).replace(path, name)) from None
         video = VideoSession(frames, names, fps, self.make_engine(), self.input_size, self.device, title=name)
         with session.lock:

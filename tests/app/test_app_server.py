@@ -100,10 +100,20 @@ def test_page_and_static_files_are_served(client):
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/app.css").status_code == 200
 
 
+def zip_of(files) -> bytes:
+    """A zip holding `files` (name -> bytes)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize("name, data, message", [
     ("notes.mp4", b"not a video\n" * 100, "notes.mp4 (unsupported codec or corrupt file)"),
     ("notes.txt", b"text", "notes.txt is not a video or a zip of frames"),
     ("frames.zip", b"PK not really", "not a readable zip archive"),
+    ("frames.zip", zip_of({"a.png": b"not a png", "b.png": b"nor this"}), "frames.zip"),
     ("empty.mp4", b"", "empty.mp4 is empty (0 bytes)"),
 ])
 def test_files_that_are_no_video(client, name, data, message, caplog):
@@ -113,6 +123,7 @@ def test_files_that_are_no_video(client, name, data, message, caplog):
         text = error_of(upload(client, sid, name, data), 400)
     assert message in text
     assert any(message in r.getMessage() for r in caplog.records)
+    assert os.listdir(os.path.join(client.app.state.store.root, sid)) == []     # nothing left behind
 
 
 @pytest.mark.parametrize("frames, messages", [
