@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test quickstart clean
+.PHONY: setup setup-browser test quickstart clean
 
 setup: $(STAMP)
 
@@ -13,6 +13,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps vos-benchmark
 	touch $(STAMP)
+
+# Debian's chromium for the browser-app test (Playwright drives it; no browser is downloaded elsewhere).
+# Needs root for apt-get; skipped when /usr/bin/chromium exists. Without it the browser test skips
+# (and fails under CI=true).
+setup-browser:
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: /usr/bin/chromium is installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null && \
+		echo "chromium: installed $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	else echo "chromium: not installed; run 'sudo make setup-browser' for the browser test"; fi
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -25,7 +25,8 @@ SCALAR_OR_LIST = ("trainset", "datafreq", "max_skip", "milestone")
 NON_NEGATIVE = ("max_memory_frames", "loop", "workers", "correction_rate", "weight_decay",
                 "max_skip_cap", "epochs", "seed", "max_minutes", "keep_checkpoints")
 POSITIVE = ("save_freq", "keydim", "valdim", "sampled_frames", "samples_per_video", "train_batch",
-            "iter_size", "epochs_per_increment", "epoch_per_test", "max_training_obj", "learning_rate")
+            "iter_size", "epochs_per_increment", "epoch_per_test", "max_training_obj", "learning_rate",
+            "max_upload_mb")
 
 
 def get_cfg() -> CfgNode:
@@ -80,6 +81,13 @@ def merge_opts(cfg: CfgNode, opts: List[str]) -> None:
         _set(cfg, key, _parse_literal(text), "on the command line")
 
 
+def merge_values(cfg: CfgNode, values: Dict[str, Any], where: str) -> None:
+    """Merge Python values (e.g. `loop=0, input_size=(48, 84)` from the Python API) into `cfg`, checked
+    like the command line's `KEY VAL` pairs."""
+    for key, value in values.items():
+        _set(cfg, key, value, where)
+
+
 def _parse_literal(text: str) -> Any:
     """'0.5' -> 0.5, '[1,2]' -> [1, 2], 'resnet18' -> 'resnet18'."""
     try:
@@ -125,7 +133,7 @@ def _coerce_scalar(key: str, default: Any, value: Any, where: str) -> Any:
     elif key == "video_path" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)             # a camera index: `video_path 0`
     elif isinstance(default, str) and key in ("initial", "resume", "video_path", "mask_path", "data_root",
-                                              "checkpoint", "output_dir", "backbone_weights") and value is None:
+                                              "checkpoint", "output_dir", "backbone_weights", "allowed_dir") and value is None:
         return ""
     raise _type_error(key, default, value, where)
 
@@ -149,6 +157,8 @@ def validate(cfg: CfgNode) -> None:
             raise VOSError(f"config key {key!r} must be >= 0; got {cfg[key]!r}")
     if len(cfg.input_size) != 2 or min(cfg.input_size) < 16:
         raise VOSError(f"config key 'input_size' must be [height, width], each >= 16; got {list(cfg.input_size)}")
+    if not 0 <= cfg.port <= 65535:
+        raise VOSError(f"config key 'port' must be a TCP port 0..65535 (0: any free port); got {cfg.port!r}")
     if len(cfg.momentum) != 2:
         raise VOSError(f"config key 'momentum' must hold two numbers (Adam betas); got {list(cfg.momentum)}")
     if len(cfg.datafreq) != len(cfg.trainset) or len(cfg.max_skip) != len(cfg.trainset):

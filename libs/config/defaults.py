@@ -98,6 +98,13 @@ _C.workers = 1                     # data loader worker processes
 _C.save_indexed_format = "index"   # 'index' | 'segmentation' | 'heatmap' | 'mask'
 _C.output_dir = "output"           # where test.py and the demo write their results
 
+# ----------------------------------------------------------------- browser app (demo/app.py)
+_C.host = "127.0.0.1"              # address the app's web server listens on (0.0.0.0: every interface)
+_C.port = 8000                     # TCP port of the app's web server
+_C.max_upload_mb = 500             # largest video or zip of frames the app accepts as an upload, in MB
+_C.allowed_dir = ""                # server folder whose videos the app may open by path ('' = none:
+                                   # only uploads); paths outside it are refused
+
 # ----------------------------------------------------------------- distributed (torchrun sets the rest)
 _C.multi_gpu_ids = [0, 1, 2, 3]    # unused: torchrun decides the devices
 _C.backend = "nccl"                # process group backend on GPUs ('gloo' is used on the CPU)

@@ -1,0 +1,56 @@
+"""Fixtures of the browser-app and Python-API tests: a tiny random checkpoint that carries its model keys
+(as train.py's do), a generated mp4 with two objects, and the app built on them."""
+import os
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from libs.io import read_mask
+from libs.dataset.synthetic import write_video_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = {"arch": "resnet18", "keydim": 16, "valdim": 32}
+FRAMES = 10
+SIZE = (48, 80)                     # (H, W) of the generated video
+
+
+def save_tiny_checkpoint(path: str) -> str:
+    """A random resnet18 STM (keydim 16, valdim 32) saved with its config, as train.py saves them."""
+    from libs.models import STM
+
+    torch.manual_seed(0)
+    model = STM(TINY["arch"], TINY["keydim"], TINY["valdim"])
+    torch.save({"state_dict": model.state_dict(), "config": yaml.safe_dump(TINY)}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    """Path of the tiny checkpoint."""
+    return save_tiny_checkpoint(str(tmp_path_factory.mktemp("app-ckpt") / "tiny.pth"))
+
+
+@pytest.fixture(scope="session")
+def tiny_video(tmp_path_factory):
+    """(mp4 path, first-frame labels [H, W] uint8 with objects 1 and 2) of a generated 10-frame video."""
+    video, mask = write_video_file(str(tmp_path_factory.mktemp("app-video") / "clip.mp4"), seed=3,
+                                   num_frames=FRAMES, size=SIZE, num_objects=2)
+    labels, _ = read_mask(mask)
+    assert set(np.unique(labels)) == {0, 1, 2}
+    return video, labels
+
+
+@pytest.fixture(scope="session")
+def app_config():
+    """Builds the app's config as `demo/app.py --cfg demo/demo.yaml KEY VAL ...` does, for the tiny model:
+    app_config(checkpoint, output_dir, allowed_dir, max_upload_mb)."""
+    from libs.config import load_cfg
+    from libs.runner.cli import adopt_checkpoint_model
+
+    def build(checkpoint: str, output_dir: str, allowed_dir: str, max_upload_mb: int = 1):
+        opts = ["initial", checkpoint, "input_size", "[32,64]", "loop", "0", "gpu_id", "-1", "output_dir",
+                output_dir, "allowed_dir", allowed_dir, "max_upload_mb", str(max_upload_mb)]
+        return load_cfg(os.path.join(ROOT, "demo", "demo.yaml"), opts, adjust=adopt_checkpoint_model)
+    return build

@@ -1,0 +1,244 @@
+"""The browser app end to end: `demo/app.py` serves, a real headless chromium (Debian's, driven by
+Playwright) uploads a generated mp4, paints two objects, propagates, corrects frame 5, propagates again and
+downloads the results. Skips locally without chromium; under CI (CI=true) a missing browser fails."""
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from libs.io import FrameSource, davis_palette
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = os.path.join(ROOT, "tests", "output")
+START_TIMEOUT_S = 90
+WAIT_MS = 60_000
+
+pytestmark = pytest.mark.slow
+
+
+def need_browser():
+    """Playwright's sync API when chromium and Playwright are installed; else skip (fail under CI)."""
+    missing = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing = "Playwright is not installed (make setup installs requirements-dev.txt)"
+    if missing is None and not os.path.exists(CHROMIUM):
+        missing = f"{CHROMIUM} is missing (make setup-browser installs Debian's chromium with apt-get)"
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the browser test cannot run: {missing}")
+        pytest.skip(missing)
+    return sync_playwright
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tiny_checkpoint, tmp_path_factory):
+    """`demo/app.py` on a free port with the tiny checkpoint: (base URL, log file path, output folder)."""
+    need_browser()
+    out = tmp_path_factory.mktemp("app-out")
+    log_path = str(out / "server.log")
+    port = free_port()
+    args = [sys.executable, "demo/app.py", "--cfg", "demo/demo.yaml", "initial", tiny_checkpoint,
+            "input_size", "[32,64]", "loop", "0", "gpu_id", "-1", "port", str(port), "output_dir", str(out),
+            "max_upload_mb", "2"]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, proc, log_path)
+        yield url, log_path, str(out)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen, log_path: str) -> None:
+    """Poll the server until it answers; fail with its log if it exits or never answers."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"demo/app.py exited with {proc.returncode}:\n{open(log_path).read()}")
+        try:
+            urllib.request.urlopen(url + "/api/config", timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"demo/app.py did not answer within {START_TIMEOUT_S} s:\n{open(log_path).read()}")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless chromium for the whole session."""
+    sync_playwright = need_browser()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def to_screen(page, x: float, y: float):
+    """Client coordinates of frame pixel (x, y) on the canvas (scaled to fit, as the page computes)."""
+    return page.evaluate("""([x, y]) => {
+        const v = document.getElementById('view'), r = v.getBoundingClientRect();
+        const s = Math.min(r.width / v.width, r.height / v.height);
+        return [r.left + (r.width - v.width * s) / 2 + x * s, r.top + (r.height - v.height * s) / 2 + y * s];
+    }""", [x, y])
+
+
+def drag(page, points):
+    """Press the mouse at the first frame pixel, move through the others, release."""
+    page.mouse.move(*to_screen(page, *points[0]))
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(*to_screen(page, x, y), steps=4)
+    page.mouse.up()
+
+
+def click_pixels(page, points):
+    """Click at each frame pixel (polygon corners)."""
+    for x, y in points:
+        page.mouse.click(*to_screen(page, x, y))
+
+
+def message(page, contains: str) -> str:
+    """Wait until the page's message holds `contains`; returns it."""
+    page.wait_for_function("t => document.getElementById('message').textContent.includes(t)", arg=contains,
+                           timeout=WAIT_MS)
+    return page.inner_text("#message")
+
+
+def go_to_frame(page, t: int) -> None:
+    """Move the slider to frame t."""
+    page.eval_on_selector("#slider", "(e, t) => { e.value = t; e.dispatchEvent(new Event('input')); }", t)
+    page.wait_for_function("t => document.getElementById('frame-label').textContent.startsWith('frame ' + t + ' ')",
+                           arg=t, timeout=WAIT_MS)
+
+
+def propagate(page) -> None:
+    """Press Propagate and wait for the end of the run."""
+    page.click("#propagate")
+    message(page, "Done:")
+
+
+def download(page, button: str) -> bytes:
+    """Click a download button and return the file's bytes."""
+    with page.expect_download(timeout=WAIT_MS) as info:
+        page.click(button)
+    with open(info.value.path(), "rb") as f:
+        return f.read()
+
+
+def pngs(data: bytes):
+    """name -> (mode, size, palette head, labels) of the PNGs in a zip."""
+    out = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for name in archive.namelist():
+            img = Image.open(io.BytesIO(archive.read(name)))
+            out[name] = (img.mode, img.size, img.getpalette()[:9], np.asarray(img))
+    return out
+
+
+def test_paint_propagate_correct_download(server, browser, tiny_video, tmp_path):
+    """The whole interactive loop in a real browser, checked on the downloaded PNGs."""
+    url, log_path, _ = server
+    video, truth = tiny_video
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page.goto(url)
+    message(page, "Upload a video")
+    page.set_input_files("#file", video)
+    message(page, "Opened clip.mp4")
+    assert "10 frames, 80x48" in page.inner_text("#video-info")
+    page.click("#propagate")                                  # nothing painted yet
+    assert "frame 0 has no mask yet" in message(page, "no mask yet")
+
+    ys, xs = np.nonzero(truth == 1)                           # object 1: a brush stroke through its middle
+    cy, cx = float(ys.mean()), float(xs.mean())
+    page.eval_on_selector("#size", "e => { e.value = 6; e.dispatchEvent(new Event('input')); }")
+    drag(page, [(cx - 2, cy), (cx + 2, cy)])
+    page.click("#add-object")                                 # object 2: a polygon around its box
+    page.click("#tool-polygon")
+    ys2, xs2 = np.nonzero(truth == 2)
+    box = [(xs2.min(), ys2.min()), (xs2.max(), ys2.min()), (xs2.max(), ys2.max()), (xs2.min(), ys2.max())]
+    click_pixels(page, [(float(x), float(y)) for x, y in box] + [(float(box[0][0]), float(box[0][1]))])
+    propagate(page)
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    shot = os.path.join(SCREENSHOTS, "app_after_propagation.png")
+    page.screenshot(path=shot)
+    print(f"screenshot of the page after propagation: {shot}")
+    first = pngs(download(page, "#download-zip"))
+
+    go_to_frame(page, 5)                                      # correct frame 5: only object 1, top-left
+    page.click("#clear")
+    page.click("#objects [data-object='1']")
+    page.click("#tool-brush")
+    page.eval_on_selector("#size", "e => { e.value = 10; e.dispatchEvent(new Event('input')); }")
+    drag(page, [(8, 8), (20, 8), (20, 16), (8, 16)])
+    drag(page, [(60, 30), (70, 40)])                          # a stray stroke, undone
+    page.click("#undo")
+    propagate(page)
+    go_to_frame(page, 7)
+    page.screenshot(path=os.path.join(SCREENSHOTS, "app_after_correction.png"))
+    second = pngs(download(page, "#download-zip"))
+    mp4 = tmp_path / "overlay.mp4"
+    mp4.write_bytes(download(page, "#download-mp4"))
+
+    names = [f"{i:05d}.png" for i in range(10)]
+    assert sorted(first) == names and sorted(second) == names
+    for mode, size, palette, labels in list(first.values()) + list(second.values()):
+        assert mode == "P" and size == (80, 48) and palette == davis_palette()[:9]
+        assert set(np.unique(labels)) <= {0, 1, 2}
+    zero = first["00000.png"][3]
+    assert zero[int(cy), int(cx)] == 1 and zero[int(ys2.mean()), int(xs2.mean())] == 2
+    assert set(np.unique(zero)) == {0, 1, 2}
+    for name in names[:5]:
+        assert np.array_equal(first[name][3], second[name][3]), f"{name} changed by the correction at frame 5"
+    five = second["00005.png"][3]
+    assert set(np.unique(five)) == {0, 1} and five[12, 14] == 1 and five[35, 65] == 0   # the stray stroke undone
+    assert not np.array_equal(first["00005.png"][3], five)
+    assert any(not np.array_equal(first[n][3], second[n][3]) for n in names[6:])
+    assert len(FrameSource(str(mp4))) == 10
+    log = open(log_path).read()
+    assert "frame 0 has no mask yet" in log
+
+
+def test_second_tab_has_its_own_session_and_bad_upload_message(server, browser, tmp_path):
+    """A second tab gets its own session; a file that is no video gets one message there and in the log."""
+    url, log_path, out = server
+    bad = tmp_path / "notes.mp4"
+    bad.write_bytes(b"this is not a video\n" * 50)
+    page = browser.new_page()
+    page.goto(url)
+    message(page, "Upload a video")
+    page.set_input_files("#file", str(bad))
+    page.wait_for_selector("#message.error", timeout=WAIT_MS)
+    text = page.inner_text("#message")
+    assert "notes.mp4" in text and ("cannot open video" in text or "no readable frame" in text), text
+    assert "10 frames" not in page.inner_text("#video-info")
+    assert len([d for d in os.listdir(os.path.join(out, "app"))]) >= 2        # two sessions, two folders
+    assert "notes.mp4" in open(log_path).read()
+    big = tmp_path / "big.mov"
+    big.write_bytes(b"\0" * (2 * 1024 * 1024 + 1))                             # the server's limit is 2 MB
+    page.set_input_files("#file", str(big))
+    limit = "big.mov is larger than the upload limit of 2 MB"
+    assert limit in message(page, "upload limit") and page.get_attribute("#message", "class") == "error"
+    assert limit in open(log_path).read()
