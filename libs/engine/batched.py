@@ -87,6 +87,7 @@ class BatchedEngine:
         self.t[b], self.objects[b] = 0, objects
         self.bank.reset(b, objects)
         self._set_reference(b, frame, given)
+        self.prev_mask = self.prev_mask.clone()        # it is the last step's result: not written in place
         self.prev_mask[b] = self.ref_mask[b]
         return given
 

@@ -59,7 +59,7 @@ class BatchScheduler:
             given: Dict[int, torch.Tensor] = {}
             yield from self._pull(frames, given)
             if self.tick % self.align == 0:
-                yield from self._fill()
+                yield from self._fill(frames, given)
             if not frames and not any(self.running):
                 if self.exhausted:
                     return
@@ -71,10 +71,12 @@ class BatchScheduler:
                     yield Event("frame", self.running[b].key, self.next_t[b] - 1, out[b])
             self.tick += 1
 
-    def _pull(self, frames: Dict[int, torch.Tensor], given: Dict[int, torch.Tensor]) -> Iterator[Event]:
-        """The next frame of every running video; those that end, fail or were dropped leave their slot."""
+    def _pull(self, frames: Dict[int, torch.Tensor], given: Dict[int, torch.Tensor],
+              only: Optional[int] = None) -> Iterator[Event]:
+        """The next frame of every running video (or of slot `only`); those that end, fail or were dropped
+        leave their slot."""
         for b, job in enumerate(self.running):
-            if job is None:
+            if job is None or (only is not None and b != only):
                 continue
             if job.key in self.dropped:
                 self._free(b)
@@ -99,8 +101,9 @@ class BatchScheduler:
         self.engine.stop(b)
         self.running[b] = None
 
-    def _fill(self) -> Iterator[Event]:
-        """Free slots take the next videos, started at their first given mask."""
+    def _fill(self, frames: Dict[int, torch.Tensor], given: Dict[int, torch.Tensor]) -> Iterator[Event]:
+        """Free slots take the next videos, started at their first given mask; the frame after it is
+        segmented in this step already."""
         for b in range(self.engine.slots):
             while self.running[b] is None and not self.exhausted:
                 job = next(self.jobs, None)
@@ -108,6 +111,7 @@ class BatchScheduler:
                     self.exhausted = True
                     break
                 yield from self._start(b, job)
+                yield from self._pull(frames, given, only=b)
 
     def _start(self, b: int, job: Job) -> Iterator[Event]:
         """Read a job up to its first given mask (frames before it have no result) and start it in slot b."""
