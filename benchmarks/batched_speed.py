@@ -14,10 +14,12 @@ Video = Tuple[List[torch.Tensor], torch.Tensor]      # frames [1, 3, H, W] each,
 
 
 def make_set(args, size: Tuple[int, int], device: torch.device, make_video) -> List[Video]:
-    """--set_videos synthetic videos: lengths --frames, --frames - 1, ... (at least 3), 1..--objects objects."""
+    """--set_videos synthetic videos of --frames frames with 1..--objects objects (the same length, so that
+    the table shows what a batched step saves; a set of unequal lengths also has a tail where fewer videos
+    than slots are left)."""
     videos = []
     for i in range(args.set_videos):
-        frames, first, _ = make_video(size, max(3, args.frames - i % 4), 1 + i % args.objects, args.seed + i, device)
+        frames, first, _ = make_video(size, args.frames, 1 + i % args.objects, args.seed + i, device)
         videos.append((frames, first))
     return videos
 
@@ -85,8 +87,8 @@ def batch_table(args, settings, path: str, path_kw: Dict, device: torch.device, 
                 helpers) -> None:
     """The --batch_videos table: per setting, one row per batch size."""
     sizes = [int(b) for b in args.batch_videos.split(",")]
-    print(f"\nbatch_videos: a set of {args.set_videos} videos ({args.frames} to {max(3, args.frames - 3)} frames, "
-          f"1 to {args.objects} objects), path {path}; FPS = segmented frames per second over the set; "
+    print(f"\nbatch_videos: a set of {args.set_videos} videos ({args.frames} frames, 1 to {args.objects} "
+          f"objects), path {path}; FPS = segmented frames per second over the set; "
           f"ops/frame fall = batch 1's ops/frame over this row's")
     print("| setting | path | batch_videos | set FPS | vs batch 1 | ops/frame | ops/frame fall | peak MiB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)

@@ -67,9 +67,12 @@ class BatchedRun:
         self.report = RunReport()
 
     def _jobs(self) -> Iterator[Job]:
-        """A job per video; a video that cannot be prepared (masks, sizes, output folder) fails here."""
-        total = len(self.dataset.videos)
-        for i, video in enumerate(self.dataset.videos):
+        """A job per video, longest first (fewer slots idle at the end); a video that cannot be prepared
+        (masks, sizes, output folder) fails here."""
+        videos = self.dataset.videos
+        total = len(videos)
+        for i in sorted(range(total), key=lambda i: -len(videos[i].frames)):
+            video = videos[i]
             try:
                 given, palette = load_given(video, self.dataset.merge_objects)
                 size = read_frame(video.frames[0]).shape[:2]
