@@ -97,7 +97,7 @@ def batch_table(args, settings, path: str, path_kw: Dict, device: torch.device, 
         model = build_model(setting.arch, args.keydim, args.valdim, args.weights, device)
         videos = make_set(args, setting.size, device, make_video)
         rows = [batch_row(args, model, videos, path_kw, setting.loop, b, device, helpers) for b in sizes]
-        print_batch_rows(setting.label(), path, rows)
+        print_batch_rows(f"{setting.label()}, {args.set_videos} videos", path, rows)
 
 
 def parse_sizes(text: str) -> Optional[str]:
