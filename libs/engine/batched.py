@@ -7,7 +7,7 @@ import torch
 from libs.engine.batched_memory import BatchedMemoryBank
 from libs.engine.batched_steps import BatchedSteps
 from libs.engine.correction import frozen_parameters
-from libs.engine.inference import InferenceEngine, merge_given
+from libs.engine.inference import InferenceEngine, merge_given, to_device
 from libs.engine.steps import exact_float32
 from libs.models.stm import QueryFeatures
 
@@ -123,7 +123,7 @@ class BatchedEngine:
         if key not in self._cache:
             if len(self._cache) > 256:
                 self._cache.clear()
-            self._cache[key] = torch.tensor(values, dtype=dtype, device=self.prev_frame.device)
+            self._cache[key] = to_device(torch.tensor(values, dtype=dtype), self.prev_frame.device)   # no sync
         return self._cache[key]
 
     def _present(self) -> torch.Tensor:

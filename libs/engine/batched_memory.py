@@ -3,6 +3,8 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from libs.engine.inference import to_device
+
 NEG_INF = float("-inf")
 
 
@@ -150,8 +152,8 @@ class BatchedMemoryBank:
         if pattern not in self._index:
             if len(self._index) >= 256:
                 self._index.clear()
-            device = self.key.device
-            self._index[pattern] = (torch.arange(len(slots), device=device), torch.tensor(slots, device=device))
+            device = self.key.device          # through pinned memory on a GPU: no wait for queued work
+            self._index[pattern] = (torch.arange(len(slots), device=device), to_device(torch.tensor(slots), device))
         return self._index[pattern]
 
     def commit(self, b: int, frame_id: int) -> None:
