@@ -21,6 +21,15 @@ TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48
 CPU = torch.device("cpu")
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the small runs are slower with 2 on a shared 2-core machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _tiny():
     torch.manual_seed(0)
     return STM("resnet18", 8, 16).eval()
