@@ -6,7 +6,7 @@ import logging
 import os
 
 from libs.dataset.build import build_eval_dataset
-from libs.engine import build_engine
+from libs.engine import build_set_engine
 from libs.errors import VOSError
 from libs.io.dali_decode import build_frame_decoder
 from libs.models import build_model
@@ -27,6 +27,7 @@ KEYS = (("initial", "weights to test (train.py checkpoints also set arch/keydim/
         ("arch keydim valdim", "model shape (resnet50 128 512 for released R50 checkpoints)"),
         ("output_dir", "results go to <output_dir>/<valset>/"),
         ("loop", "test-time correction iterations (0 = off, faster)"),
+        ("batch_videos", "videos segmented together (1: one at a time; more: more frames/s on a GPU)"),
         ("save_indexed_format", "index (PNG ids, scored) | segmentation | heatmap | mask (overlays)"),
         ("gpu_id", "CUDA device, -1 for the CPU"))
 
@@ -43,7 +44,7 @@ def main() -> None:
     if not cfg.initial:
         log.warning("`initial` is empty: testing an UNTRAINED network (pass initial model.pth)")
     model = build_model(cfg).to(device).eval()
-    engine = build_engine(cfg, model)
+    engine = build_set_engine(cfg, model, len(dataset.videos))
     log.info("%s %s: %d videos, arch %s, loop %d, on %s", cfg.valset, cfg.valsplit, len(dataset.videos),
              cfg.arch, cfg.loop, device)
     report = run_and_score(engine, dataset, out_root, cfg.input_size, cfg.save_indexed_format, device,

@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
+from benchmarks.batched_speed import batch_table, parse_sizes  # noqa: E402
 from libs.dataset.synthetic import generate_video  # noqa: E402
 from libs.engine.cyclic import CyclicConfig, cyclic_loss  # noqa: E402
 from libs.engine.inference import InferenceEngine  # noqa: E402
@@ -101,10 +102,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default; --tiny: 1)")
     p.add_argument("--ops", action="store_true", help="count GPU operations (CPU: leaf ATen operators) per "
                    "frame in one extra profiled run of the first 11 frames per path")
+    p.add_argument("--batch_videos", default="", metavar="B1,B2", help="instead of the engine table: a set of "
+                   "--set_videos videos segmented B at a time (e.g. 1,2,4,8), for each of --batch_loops, on the "
+                   "first of --paths")
+    p.add_argument("--set_videos", type=int, default=8, help="--batch_videos: videos in the set")
+    p.add_argument("--batch_loops", default="0,10", help="--batch_videos: correction iterations of its rows")
     p.add_argument("--cudnn_benchmark", action="store_true", help="torch.backends.cudnn.benchmark for every path")
     p.add_argument("--weights", default="", help="a checkpoint to load instead of random weights")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.batch_videos and parse_sizes(args.batch_videos) is None:
+        p.error(f"--batch_videos {args.batch_videos}: give positive integers separated by commas, e.g. 1,2,4,8")
     if args.tiny:
         args.arch, args.size = args.arch or "resnet18", args.size or [64, 112]
         args.loop = 1 if args.loop is None else args.loop
@@ -398,6 +406,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                 time_memory_read(args, setting, device)
             if args.long:
                 run_long(args, setting, paths, device)
+        return 0
+    if args.batch_videos:           # only the batched table
+        batch_settings = [Setting(s.arch, s.size, int(loop)) for s in dict.fromkeys(
+            Setting(s.arch, s.size, 0) for s in settings(args)) for loop in args.batch_loops.split(",")]
+        batch_table(args, batch_settings, (paths or ["fast"])[0], PATHS[(paths or ["fast"])[0]], device,
+                    build_model, make_video, (_sync, _peak_reset, _peak_mib, _outermost, _computes))
         return 0
     if paths:
         print(f"\nengine: {args.frames} frames (FPS over the {args.frames - 1} segmented ones), agreement = share "

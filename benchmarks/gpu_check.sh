@@ -6,7 +6,8 @@
 #
 # Sections, each with its own time limit so that the summary always comes: the GPU tests (pytest -m gpu),
 # the engine table (paths plain, fast, fast-bf16, compiled, compiled-bf16; --frames 70 --rate 180 --ops),
-# the training rows, and a 2,000-frame bounded-memory curve. Full outputs go to OUTDIR/*.txt; a short
+# the training rows, a 2,000-frame bounded-memory curve, and the batch_videos rows (8 videos segmented
+# 1, 2, 4, 8 at a time, R18 240x427 and R50 480x854, loop 0 and 10). Full outputs go to OUTDIR/*.txt; a short
 # summary is printed last. Needs torch, opencv and pyyaml; yacs, if missing, is installed from the wheel
 # in .whl/ (no internet needed). Run from the repository root.
 set -u
@@ -41,13 +42,17 @@ if [ $TINY = 1 ]; then
     TRAIN="--tiny --size 32 64"
     LONG="--tiny --size 32 64 --long 20 --every 10 --max_memory_frames 7 --train_iters 0 --paths fast,compiled --rate 50"
     GPU_TESTS="tests/engine/test_fast_path.py"
-    LIMITS=(120 240 120 180)
+    BATCHED=("--tiny --size 32 64 --ops --batch_videos 1,2 --set_videos 2 --batch_loops 1 --paths fast")
+    LIMITS=(120 240 120 180 120)
 else
     ENGINE="--frames 70 --rate 180 --ops --paths plain,fast,fast-bf16,compiled,compiled-bf16 --train_iters 0"
     TRAIN="--train_iters 10"
     LONG="--arch resnet50 --size 480 854 --long 2000 --every 250 --max_memory_frames 20 --train_iters 0 --paths fast"
     GPU_TESTS="tests"
-    LIMITS=(120 240 75 45)
+    # batch_videos rows (issue 16): 8 videos of 40 frames segmented 1, 2, 4, 8 at a time, loop 0 and 10
+    BATCHED=("--arch resnet18 --size 240 427 --frames 40 --rate 180 --ops --batch_videos 1,2,4,8 --paths fast-bf16"
+             "--arch resnet50 --size 480 854 --frames 40 --rate 180 --batch_videos 1,2,4,8 --paths fast-bf16")
+    LIMITS=(120 240 75 45 300)
 fi
 
 declare -A STATUS
@@ -74,18 +79,21 @@ run engine "${LIMITS[1]}" "$PY" benchmarks/engine_speed.py $ENGINE
 run training "${LIMITS[2]}" "$PY" benchmarks/engine_speed.py $TRAIN --paths ''
 # shellcheck disable=SC2086
 run long "${LIMITS[3]}" "$PY" benchmarks/engine_speed.py $LONG
+BATCHED_CMD=""
+for args in "${BATCHED[@]}"; do BATCHED_CMD+="\"$PY\" benchmarks/engine_speed.py $args && "; done
+run batched "${LIMITS[4]}" bash -c "${BATCHED_CMD}true"
 
 echo
 echo "== gpu_check summary ($( [ $TINY = 1 ] && echo 'tiny CPU dry run' || echo 'GPU' )); full outputs in $OUTDIR"
 cat "$OUTDIR/machine.txt"
-for name in gpu_tests engine training long; do
+for name in gpu_tests engine training long batched; do
     echo "-- $name: ${STATUS[$name]}"
     case $name in
         gpu_tests) tail -n 1 "$OUTDIR/$name.txt" ;;
-        engine|training) grep -E '^\| ' "$OUTDIR/$name.txt" | grep -v -- '| --- |' ;;
+        engine|training|batched) grep -E '^\| ' "$OUTDIR/$name.txt" | grep -v -- '| --- |' ;;
         long) grep -E '^long \|' "$OUTDIR/$name.txt" | tail -n 4 ;;
     esac
 done
-for name in gpu_tests engine training long; do
+for name in gpu_tests engine training long batched; do
     case ${STATUS[$name]} in ok*) ;; *) exit 1 ;; esac
 done

@@ -77,6 +77,10 @@ _C.compile = False                 # with fast_inference True: the per-frame seg
                                    # compiled by torch.compile (fixed shapes, CUDA graphs on a GPU); the
                                    # first frames of a video and each doubling of its memory compile
                                    # (seconds to minutes); needs fast_inference True
+_C.batch_videos = 1                # test.py and validation: videos segmented together, in lockstep (one
+                                   # batch through the network per step; when a video ends the next takes
+                                   # its slot); 1 = one video at a time; more than the set's videos: the
+                                   # set's size. Same masks up to rounding; more GPU memory, more frames/s
 
 # ----------------------------------------------------------------- paths and devices
 _C.checkpoint = "ckpt"             # folder of training checkpoints

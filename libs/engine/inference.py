@@ -57,6 +57,7 @@ class InferenceEngine:
         self.save_freq, self.loop, self.rate = save_freq, loop, correction_rate
         self.max_memory_frames, self.amp, self.fast, self.compile = max_memory_frames, amp, fast, compile
         cuda = next(model.parameters()).device.type == "cuda"
+        self.compile_backend, self.cuda = compile_backend, cuda
         self.steps = FastSteps(compile, compile_backend, cuda) if fast else None
         self.bank = None
         self.reset()

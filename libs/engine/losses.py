@@ -52,8 +52,9 @@ def iou_loss(probs: torch.Tensor, target: torch.Tensor, num_objects,
     """
     B, C = target.shape[:2]
     p, t = probs[:, 1:].flatten(2), target[:, 1:].flatten(2)          # [B, K, HW]
-    iou = torch.minimum(p, t).sum(-1) / torch.maximum(p, t).sum(-1)   # [B, K]
     weights = _channel_weights(target, _as_tensor(num_objects, B, target.device), valid)[:, 1:]  # [B, K]
+    union = torch.maximum(p, t).sum(-1).masked_fill(weights == 0, 1.0)  # objects that do not count: no 0/0
+    iou = torch.minimum(p, t).sum(-1) / union                          # [B, K]
     clips = ((1 - iou) * weights).nan_to_num(0.0).sum(1) / weights.sum(1).clamp_min(1)   # [B]
     return clips if per_clip else clips.mean()
 

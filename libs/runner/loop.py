@@ -2,55 +2,22 @@
 a video that fails, then score what was written."""
 import logging
 import os
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 
 from libs.dataset.base import EvaluationSet
 from libs.dataset.build import build_eval_dataset
-from libs.engine import build_engine
+from libs.engine import BatchedEngine, build_set_engine
 from libs.engine.inference import InferenceEngine
 from libs.errors import VOSError
 from libs.io.dali_decode import DaliDecoder
+from libs.runner.batched_run import run_videos_batched
+from libs.runner.report import RunReport, video_failure
 from libs.runner.scoring import score_results
 from libs.runner.video import run_video
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunReport:
-    """What a run over an evaluation set did."""
-
-    done: List[str] = field(default_factory=list)           # videos whose masks were all written
-    failed: Dict[str, str] = field(default_factory=dict)    # video name -> one-line reason
-    frames: int = 0
-    seconds: float = 0.0
-    score: Optional[float] = None                            # J&F-Mean when the set is scored
-
-    @property
-    def fps(self) -> float:
-        """Frames per second over the finished videos."""
-        return self.frames / max(self.seconds, 1e-9)
-
-    def failure_summary(self, out_root: str) -> str:
-        """Several lines: how many videos failed, each with its reason, and where the others are."""
-        total = len(self.done) + len(self.failed)
-        lines = [f"{len(self.failed)} of {total} videos failed (the masks of the other {len(self.done)} "
-                 f"are in {out_root}):"]
-        lines += [f"  {name}: {reason}" for name, reason in self.failed.items()]
-        return "\n".join(lines)
-
-
-def video_failure(err: Exception) -> str:
-    """The one-line reason of an error that stopped one video (VOSError, OSError, out of GPU memory)."""
-    if isinstance(err, torch.cuda.OutOfMemoryError):
-        return "out of GPU memory (try a smaller input_size, or max_memory_frames N)"
-    if isinstance(err, VOSError):
-        return str(err).splitlines()[0]
-    where = f" ({err.filename})" if getattr(err, "filename", None) else ""
-    return f"cannot read or write a file{where}: {getattr(err, 'strerror', None) or err}"
 
 
 def run_videos(engine: InferenceEngine, dataset: EvaluationSet, out_root: str, input_size: Tuple[int, int],
@@ -77,11 +44,13 @@ def run_videos(engine: InferenceEngine, dataset: EvaluationSet, out_root: str, i
     return report
 
 
-def run_and_score(engine: InferenceEngine, dataset: EvaluationSet, out_root: str, input_size: Tuple[int, int],
+def run_and_score(engine: Union[InferenceEngine, BatchedEngine], dataset: EvaluationSet, out_root: str, input_size: Tuple[int, int],
                   fmt: str, device: torch.device, workers: int = 1, decoder: Optional[DaliDecoder] = None,
                   prefix: str = "") -> RunReport:
-    """`run_videos`, then score the finished videos as the set's contract says (J&F, zip or none)."""
-    report = run_videos(engine, dataset, out_root, input_size, fmt, device, decoder, prefix)
+    """`run_videos` (or with a `BatchedEngine`, `run_videos_batched`), then score the finished videos as the
+    set's contract says (J&F, zip or none)."""
+    run = run_videos_batched if isinstance(engine, BatchedEngine) else run_videos
+    report = run(engine, dataset, out_root, input_size, fmt, device, decoder, prefix)
     if report.done:
         report.score = score_results(dataset, out_root, fmt, workers, report.done)
     return report
@@ -94,7 +63,7 @@ def validate(cfg, model: torch.nn.Module, device: torch.device, out_dir: str) ->
     training = model.training
     model.eval()
     try:
-        report = run_and_score(build_engine(cfg, model), dataset, out_dir, cfg.input_size, "index", device,
+        report = run_and_score(build_set_engine(cfg, model, len(dataset.videos)), dataset, out_dir, cfg.input_size, "index", device,
                                cfg.workers, prefix="val ")
     finally:
         model.train(training)

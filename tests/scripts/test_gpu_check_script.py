@@ -18,10 +18,13 @@ def test_tiny_dry_run_writes_all_sections_and_a_summary(tmp_path):
     done = subprocess.run(["bash", SCRIPT, str(out), "--tiny"], cwd=ROOT, capture_output=True, text=True,
                           timeout=900, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    for name in ("machine", "gpu_tests", "engine", "training", "long"):
+    for name in ("machine", "gpu_tests", "engine", "training", "long", "batched"):
         assert (out / f"{name}.txt").stat().st_size > 0, name
     summary = done.stdout[done.stdout.index("== gpu_check summary"):]
-    assert [m for m in re.findall(r"^-- (\w+): ok", summary, re.M)] == ["gpu_tests", "engine", "training", "long"]
+    assert [m for m in re.findall(r"^-- (\w+): ok", summary, re.M)] == ["gpu_tests", "engine", "training", "long",
+                                                                       "batched"]
+    batched = [_cells(line) for line in summary.splitlines() if line.startswith("| resnet18 32x64 loop 1, 2 videos |")]
+    assert [c[2] for c in batched] == ["1", "2"] and float(batched[1][6].rstrip("x")) >= 1.6   # operators per frame fall
     rows = {_cells(line)[1]: _cells(line) for line in summary.splitlines()
             if line.startswith("| resnet18 32x64 loop 1 |")}
     assert sorted(rows) == ["compiled", "fast", "fast-bf16", "plain"]

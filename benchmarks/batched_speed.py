@@ -1,0 +1,108 @@
+"""engine_speed.py --batch_videos 1,2,4,8: a set of synthetic videos segmented B at a time (continuous
+batching, libs/runner/batched_loop.py); data-set FPS, operators per segmented frame, peak memory."""
+import time
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from libs.engine.batched import BatchedEngine
+from libs.engine.inference import InferenceEngine
+from libs.runner.batched_loop import BatchScheduler, Job
+
+Video = Tuple[List[torch.Tensor], torch.Tensor]      # frames [1, 3, H, W] each, first masks [1, K+1, H, W]
+
+
+def make_set(args, size: Tuple[int, int], device: torch.device, make_video) -> List[Video]:
+    """--set_videos synthetic videos of --frames frames with 1..--objects objects (the same length, so that
+    the table shows what a batched step saves; a set of unequal lengths also has a tail where fewer videos
+    than slots are left)."""
+    videos = []
+    for i in range(args.set_videos):
+        frames, first, _ = make_video(size, args.frames, 1 + i % args.objects, args.seed + i, device)
+        videos.append((frames, first))
+    return videos
+
+
+def run_set(engine, videos: List[Video], slots: int) -> int:
+    """Segment every video (one at a time with an InferenceEngine, else through a BatchedEngine of
+    `slots`); returns the segmented frames. Results stay on the device (nothing is copied back)."""
+    if slots == 1:
+        for frames, first in videos:
+            engine.reset()
+            engine.step(frames[0], first)
+            for frame in frames[1:]:
+                engine.step(frame)
+        return sum(len(f) - 1 for f, _ in videos)
+    jobs = iter([Job(i, iter([(x, first if t == 0 else None) for t, x in enumerate(frames)]))
+                 for i, (frames, first) in enumerate(videos)])
+    align = engine.save_freq if engine.loop > 0 else 1
+    return sum(1 for e in BatchScheduler(engine, jobs, align).events() if e.kind == "frame" and e.t > 0)
+
+
+def _count_ops(prof, device: torch.device, outermost, computes) -> int:
+    """Operations in a profile: CUDA kernels and copies, or outermost computing ATen operators on a CPU."""
+    if device.type == "cuda":
+        return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+    return sum(1 for e in prof.events() if e.name.startswith("aten::") and outermost(e) and computes(e))
+
+
+def batch_row(args, model, videos: List[Video], path_kw: Dict, loop: int, slots: int, device: torch.device,
+              helpers) -> Dict:
+    """One row: FPS over the set after a warm-up run, peak MiB, operators per segmented frame (--ops)."""
+    sync, peak_reset, peak_mib, outermost, computes = helpers
+    single = InferenceEngine(model, save_freq=args.save_freq, loop=loop, correction_rate=args.rate,
+                             max_memory_frames=args.max_memory_frames or 0, **path_kw)
+    engine = single if slots == 1 else BatchedEngine(single, slots)
+    warm = videos if path_kw.get("compile") else [(f[:3], m) for f, m in videos[:slots]]
+    run_set(engine, warm, slots)
+    sync(device)
+    peak_reset(device)
+    start = time.perf_counter()
+    frames = run_set(engine, videos, slots)
+    sync(device)
+    fps = frames / (time.perf_counter() - start)
+    ops = None
+    if args.ops:
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=activities) as prof:
+            counted = run_set(engine, videos, slots)
+            sync(device)
+        ops = _count_ops(prof, device, outermost, computes) / counted
+    return dict(slots=slots, fps=fps, ops=ops, peak=peak_mib(device))
+
+
+def print_batch_rows(label: str, path: str, rows: List[Dict]) -> None:
+    """Markdown rows with the ratios to batch 1."""
+    base = rows[0]
+    for r in rows:
+        ops_ratio = None if r["ops"] is None else base["ops"] / r["ops"]
+        ops = "-" if r["ops"] is None else f"{r['ops']:.0f}"
+        peak = "-" if r["peak"] is None else f"{r['peak']:.0f}"
+        print(f"| {label} | {path} | {r['slots']} | {r['fps']:.2f} | {r['fps'] / base['fps']:.2f}x | {ops} "
+              f"| {'-' if ops_ratio is None else f'{ops_ratio:.2f}x'} | {peak} |", flush=True)
+
+
+def batch_table(args, settings, path: str, path_kw: Dict, device: torch.device, build_model, make_video,
+                helpers) -> None:
+    """The --batch_videos table: per setting, one row per batch size."""
+    sizes = [int(b) for b in args.batch_videos.split(",")]
+    print(f"\nbatch_videos: a set of {args.set_videos} videos ({args.frames} frames, 1 to {args.objects} "
+          f"objects), path {path}; FPS = segmented frames per second over the set; "
+          f"ops/frame fall = batch 1's ops/frame over this row's")
+    print("| setting | path | batch_videos | set FPS | vs batch 1 | ops/frame | ops/frame fall | peak MiB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    for setting in settings:
+        torch.manual_seed(args.seed)
+        model = build_model(setting.arch, args.keydim, args.valdim, args.weights, device)
+        videos = make_set(args, setting.size, device, make_video)
+        rows = [batch_row(args, model, videos, path_kw, setting.loop, b, device, helpers) for b in sizes]
+        print_batch_rows(f"{setting.label()}, {args.set_videos} videos", path, rows)
+
+
+def parse_sizes(text: str) -> Optional[str]:
+    """The --batch_videos value if every entry is a positive integer, else None."""
+    try:
+        return text if all(int(b) >= 1 for b in text.split(",")) else None
+    except ValueError:
+        return None
