@@ -15,7 +15,7 @@ from libs.errors import VOSError  # noqa: E402
 from libs.io import FrameSource, load_first_mask, overlay, read_frame, safe_join, write_image, write_video  # noqa: E402
 from libs.io.dali_decode import build_frame_decoder  # noqa: E402
 from libs.models import build_model  # noqa: E402
-from libs.runner import ResultWriter, check_writable, segment_and_write  # noqa: E402
+from libs.runner import ResultWriter, check_writable, clear_earlier_results, segment_and_write  # noqa: E402
 from libs.runner.cli import parse_cfg, run_main  # noqa: E402
 from libs.utils.device import resolve_device  # noqa: E402
 from libs.utils.logging import setup_logging  # noqa: E402
@@ -76,6 +76,8 @@ def main() -> None:
     if not cfg.initial:
         warn_untrained()
     model = build_model(cfg).to(device).eval()
+    frames_dir = os.path.join(cfg.video_path, "-") if os.path.isdir(cfg.video_path) else cfg.video_path
+    clear_earlier_results(out, [frames_dir, cfg.mask_path], extra=("overlay", "overlay.mp4"))
     overlay_dir = os.path.join(out, "overlay")
     os.makedirs(overlay_dir, exist_ok=True)
 

@@ -70,11 +70,12 @@ _C.compile = False                 # with fast_inference True: the per-frame seg
 # ----------------------------------------------------------------- paths and devices
 _C.checkpoint = "ckpt"             # folder of training checkpoints
 _C.initial = ""                    # weights to start from (training) or to test (test.py, demo)
-_C.resume = ""                     # checkpoint to resume training from, or 'auto' (latest in checkpoint/)
+_C.resume = ""                     # checkpoint to resume training from, or 'auto' (<checkpoint>/latest.pth)
 _C.video_path = ""                 # demo: folder of frames or a video file
 _C.mask_path = ""                  # demo: mask PNG of the first frame
 _C.gpu_id = 0                      # CUDA device index; -1 runs on the CPU
-_C.workers = 1                     # data loader worker processes
+_C.workers = 1                     # data loader (and scoring) worker processes; at most one per CPU core
+_C.progress_every_s = 30.0         # train.py: seconds between progress lines when output is not a terminal
 _C.save_indexed_format = "index"   # 'index' | 'segmentation' | 'heatmap' | 'mask'
 _C.output_dir = "output"           # where test.py and the demo write their results
 

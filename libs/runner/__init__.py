@@ -2,7 +2,8 @@
 and scoring through the evaluation-set contract (libs.dataset.base.EvaluationSet)."""
 from libs.runner.loop import RunReport, run_and_score, run_videos, validate
 from libs.runner.scoring import score_results
-from libs.runner.video import ResultWriter, VideoStats, check_writable, run_video, segment_and_write
+from libs.runner.video import (ResultWriter, VideoStats, check_writable, clear_earlier_results, run_video,
+                               segment_and_write)
 
 __all__ = ["RunReport", "run_and_score", "run_videos", "validate", "score_results", "ResultWriter",
-           "VideoStats", "check_writable", "run_video", "segment_and_write"]
+           "VideoStats", "check_writable", "clear_earlier_results", "run_video", "segment_and_write"]
