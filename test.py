@@ -12,7 +12,7 @@ from libs.io.dali_decode import build_frame_decoder
 from libs.models import build_model
 from libs.runner import check_writable, run_and_score
 from libs.runner.cli import parse_cfg, run_main
-from libs.utils.device import resolve_device
+from libs.utils.device import resolve_device, usable_workers
 from libs.utils.logging import setup_logging
 
 log = logging.getLogger("test")
@@ -32,6 +32,14 @@ KEYS = (("initial", "weights to test (train.py checkpoints also set arch/keydim/
         ("gpu_id", "CUDA device, -1 for the CPU"))
 
 
+def cpu_expectation(arch: str, input_size, loop: int) -> str:
+    """What a CPU run costs, and the keys that make it cheaper (README: "On a CPU")."""
+    size = f"{input_size[0]}x{input_size[1]}"
+    return (f"on the CPU: {arch} at {size}, loop {loop}; config.yaml's ResNet-50 at 240x427 with loop 10 takes "
+            "a minute or more per frame on 2 cores (README: 'On a CPU'); for a quick look add `loop 0 "
+            "input_size '[120, 214]'`, or test a ResNet-18 checkpoint")
+
+
 def main() -> None:
     """Parse the config, segment every video (going on past a failing one), write masks, score."""
     cfg = parse_cfg("Segment the videos of valset with a trained STM-Cycle model.", examples=EXAMPLES, keys=KEYS)
@@ -47,8 +55,10 @@ def main() -> None:
     engine = build_set_engine(cfg, model, len(dataset.videos))
     log.info("%s %s: %d videos, arch %s, loop %d, on %s", cfg.valset, cfg.valsplit, len(dataset.videos),
              cfg.arch, cfg.loop, device)
+    if device.type == "cpu":
+        log.info(cpu_expectation(cfg.arch, tuple(cfg.input_size), cfg.loop))
     report = run_and_score(engine, dataset, out_root, cfg.input_size, cfg.save_indexed_format, device,
-                           cfg.workers, decoder)
+                           usable_workers(cfg.workers), decoder)
     log.info("all videos: %d frames in %.1f s, %.2f FPS; results in %s", report.frames, report.seconds,
              report.fps, out_root)
     if report.failed:

@@ -22,7 +22,8 @@ from libs.io.paths import atomic_path
 from libs.models import build_model
 from libs.runner import check_writable, validate
 from libs.runner.cli import parse_cfg, run_main
-from libs.utils.device import resolve_device
+from libs.errors import VOSError
+from libs.utils.device import resolve_device, usable_workers
 from libs.utils.dist import init_distributed, shutdown
 from libs.utils.logging import setup_logging
 
@@ -57,6 +58,9 @@ def main() -> None:
     """Build data, model and optimizer from the config; resume if asked; train; validate."""
     cfg = parse_cfg("Train STM-Cycle (cyclic loss) on the config's training sets.", examples=EXAMPLES, keys=KEYS,
                     training=True)
+    if cfg.epochs == 0:
+        raise VOSError("epochs 0: there is nothing to train and no checkpoint would be written; set epochs "
+                       "to 1 or more")
     if cfg.data_backend == "DALI":
         require_dali()     # one clear error line before any work when DALI is not installed
     device = resolve_device(cfg.gpu_id)
@@ -80,9 +84,11 @@ def main() -> None:
     trainer = Trainer(objective, optimizer, dataset, collate_clips, train_settings(cfg), device, dist, writer=writer,
                       validate=val, checkpointer=checkpointer)
     if cfg.data_backend == "DALI":
-        trainer.loader_factory = build_dali_loader_factory(dataset, device, max(2, cfg.workers), cfg.workers, cfg.seed)
+        workers = usable_workers(cfg.workers)
+        trainer.loader_factory = build_dali_loader_factory(dataset, device, max(2, workers), workers, cfg.seed)
     if cfg.resume:
         trainer.resume(checkpointer.latest() if cfg.resume == "auto" else cfg.resume)
+    start_step = trainer.step
     log.info("training %s on %s (%d clips/epoch), %d process(es) x batch %d x iter_size %d = effective batch %d",
              cfg.arch, ", ".join(cfg.trainset), len(dataset), dist.world_size, cfg.train_batch, cfg.iter_size,
              dist.world_size * cfg.train_batch * cfg.iter_size)
@@ -93,11 +99,15 @@ def main() -> None:
             writer.close()
         shutdown()
     if dist.is_main:
-        _report_end(trainer, cfg.checkpoint, dist.distributed)
+        _report_end(trainer, cfg.checkpoint, dist.distributed, trained=trainer.step > start_step)
 
 
-def _report_end(trainer: Trainer, folder: str, distributed: bool) -> None:
-    """The last line: finished, or where the run was interrupted and the command that continues it."""
+def _report_end(trainer: Trainer, folder: str, distributed: bool, trained: bool = True) -> None:
+    """The last line: finished, nothing to do, or where the run was interrupted and the command that continues it."""
+    if trainer.epoch >= trainer.s.epochs and not trained:
+        log.warning("nothing trained: the checkpoint resumed had already finished epoch %d of epochs %d; no "
+                    "checkpoint written (set epochs higher to train more)", trainer.epoch, trainer.s.epochs)
+        return
     if trainer.epoch >= trainer.s.epochs:
         log.info("finished %d epochs (%d optimizer steps); checkpoints in %s", trainer.epoch, trainer.step, folder)
         return
@@ -121,8 +131,9 @@ def train_settings(cfg) -> TrainSettings:
     return TrainSettings(epochs=cfg.epochs, batch_size=cfg.train_batch, iter_size=cfg.iter_size,
                          learning_rate=cfg.learning_rate, gamma=cfg.gamma, milestones=tuple(cfg.milestone),
                          epochs_per_increment=cfg.epochs_per_increment, epoch_per_test=cfg.epoch_per_test,
-                         checkpoint_dir=cfg.checkpoint, seed=cfg.seed, workers=cfg.workers, amp=cfg.amp,
-                         config_text=cfg.dump(), max_minutes=cfg.max_minutes)
+                         checkpoint_dir=cfg.checkpoint, seed=cfg.seed, workers=usable_workers(cfg.workers), amp=cfg.amp,
+                         config_text=cfg.dump(), max_minutes=cfg.max_minutes,
+                         progress_every_s=cfg.progress_every_s)
 
 
 def resume_command(argv: List[str], nproc: int = 0) -> str:

@@ -17,7 +17,7 @@ from libs.io import FrameSource, load_first_mask, overlay, read_frame, safe_join
 from libs.io.dali_decode import build_frame_decoder  # noqa: E402
 from libs.io.stream import LiveSource, is_live_path, live_name  # noqa: E402
 from libs.models import build_model  # noqa: E402
-from libs.runner import ResultWriter, check_writable, segment_and_write  # noqa: E402
+from libs.runner import ResultWriter, check_writable, clear_earlier_results, segment_and_write  # noqa: E402
 from libs.runner.cli import parse_cfg, run_main  # noqa: E402
 from libs.runner.live import LiveWindow, fit_first_mask, live_memory_bound, run_live, stop_on_sigint  # noqa: E402
 from libs.utils.device import resolve_device  # noqa: E402
@@ -88,6 +88,8 @@ def main() -> None:
     if not cfg.initial:
         warn_untrained()
     model = build_model(cfg).to(device).eval()
+    frames_dir = os.path.join(cfg.video_path, "-") if os.path.isdir(cfg.video_path) else cfg.video_path
+    clear_earlier_results(out, [frames_dir, cfg.mask_path], extra=("overlay", "overlay.mp4"))
     overlay_dir = os.path.join(out, "overlay")
     os.makedirs(overlay_dir, exist_ok=True)
 

@@ -39,15 +39,20 @@ def rel(arg: str) -> str:
 
 
 def run(args: List[str]) -> str:
-    """Run a script of the repository, echo its command line and output, return the output; stop on failure."""
+    """Run a script of the repository, echo its command line and its output line by line as it comes
+    (test.py's per-video progress lines left out), return the output; stop on failure."""
     print("$ " + command_line(args), flush=True)
-    proc = subprocess.run([sys.executable] + args, cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT)
-    lines = [ln for ln in proc.stdout.splitlines() if "\r" not in ln and "frame/s" not in ln]
-    print("\n".join(lines), flush=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")          # the child writes each line at once
+    output = []
+    with subprocess.Popen([sys.executable] + args, cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, env=env, bufsize=1) as proc:
+        for line in proc.stdout:
+            output.append(line)
+            if "frame/s" not in line:
+                print(line, end="", flush=True)
     if proc.returncode:
         raise SystemExit(f"quickstart: step failed (exit {proc.returncode}): {command_line(args)}")
-    return proc.stdout
+    return "".join(output)
 
 
 def jf_mean(output: str) -> Optional[float]:

@@ -85,7 +85,7 @@ _C.batch_videos = 1                # test.py and validation: videos segmented to
 # ----------------------------------------------------------------- paths and devices
 _C.checkpoint = "ckpt"             # folder of training checkpoints
 _C.initial = ""                    # weights to start from (training) or to test (test.py, demo)
-_C.resume = ""                     # checkpoint to resume training from, or 'auto' (latest in checkpoint/)
+_C.resume = ""                     # checkpoint to resume training from, or 'auto' (<checkpoint>/latest.pth)
 _C.video_path = ""                 # demo: folder of frames, a video file, a camera index (0) or a stream
                                    # URL (rtsp://, http://, ...: live input)
 _C.mask_path = ""                  # demo: mask PNG of the first frame (of the first captured frame when live;
@@ -98,7 +98,8 @@ _C.show = False                    # demo, live input: show each result in a win
 _C.write_results = True            # demo, live input: write masks, overlays and overlay.mp4 (False: only
                                    # show them; needs show True)
 _C.gpu_id = 0                      # CUDA device index; -1 runs on the CPU
-_C.workers = 1                     # data loader worker processes
+_C.workers = 1                     # data loader (and scoring) worker processes; at most one per CPU core
+_C.progress_every_s = 30.0         # train.py: seconds between progress lines when output is not a terminal
 _C.save_indexed_format = "index"   # 'index' | 'segmentation' | 'heatmap' | 'mask'
 _C.output_dir = "output"           # where test.py and the demo write their results
 

@@ -19,6 +19,7 @@ class Video:
     given: Dict[int, str]                       # frame index -> PNG path of masks given as input at test time
     annotations: Dict[int, str] = field(default_factory=dict)  # frame index -> ground-truth PNG path
     palette: Optional[List[int]] = None         # palette of the first annotation (flat RGB list), if any
+    problem: str = ""                           # why the video cannot be segmented ('' when it can)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -33,6 +34,9 @@ class Scoring:
     merge_objects: bool = False     # davis: one merged foreground per video (the DAVIS 2016 rules)
     meta_path: str = ""             # youtube: the split's meta.json
     frames_root: str = ""           # youtube: folder of the split's frame folders (checks the layout)
+    results_name: str = ""          # davis: names the score files and table (global_results-<name>.csv);
+                                    # '' -> the split, as the DAVIS toolkit names them
+    benchmark: str = ""             # davis: what the table title says was scored ('' -> 'DAVIS <year>')
 
     def __post_init__(self) -> None:
         if self.scorer not in SCORERS:

@@ -1,10 +1,11 @@
 """Thin builders that read the config and construct data set readers and training data."""
 import os
+from typing import List
 
 from yacs.config import CfgNode
 
 import libs.dataset  # noqa: F401  (registers the built-in readers)
-from libs.dataset.base import EvaluationSet
+from libs.dataset.base import EvaluationSet, Video
 from libs.dataset.registry import get_dataset_class
 from libs.dataset.sampler import ClipSampler
 from libs.dataset.static import StaticClipSynth, StaticImages
@@ -16,7 +17,7 @@ from libs.errors import VOSError
 def build_eval_dataset(cfg: CfgNode) -> EvaluationSet:
     """The reader of `valset` / `valsplit` under `data_root`; it must implement the evaluation-set contract."""
     cls = get_dataset_class(cfg.valset)
-    dataset = cls(os.path.join(cfg.data_root, cls.subdir), cfg.valsplit)
+    dataset = cls(os.path.join(check_data_root(cfg.data_root), cls.subdir), cfg.valsplit)
     if not isinstance(dataset, EvaluationSet):
         missing = [m for m in ("root", "split", "videos", "merge_objects", "results_subdir", "scoring")
                    if not hasattr(dataset, m)]
@@ -26,20 +27,37 @@ def build_eval_dataset(cfg: CfgNode) -> EvaluationSet:
     return dataset
 
 
+def check_data_root(data_root: str) -> str:
+    """`data_root`, or a VOSError when it is a file (the data set folders go inside a folder)."""
+    if os.path.isfile(data_root):
+        raise VOSError(f"data_root {data_root} is a file, not a folder; set data_root to the folder that "
+                       "holds the data set folders (DAVIS17/, FOLDER/, SYNTHETIC/, ...; see DATASET.md)")
+    return data_root
+
+
+def trainable_videos(videos: List[Video]) -> List[Video]:
+    """`videos`, or a VOSError naming the first that cannot be read (training needs every video)."""
+    broken = [v for v in videos if v.problem]
+    if broken:
+        raise VOSError(broken[0].problem)
+    return videos
+
+
 def build_train_dataset(cfg: CfgNode):
     """The training clips of every `trainset` entry, mixed by `datafreq` (split 'train')."""
     parts = []
     for name, skip in zip(cfg.trainset, cfg.max_skip):
         cls = get_dataset_class(name)
-        reader = cls(os.path.join(cfg.data_root, cls.subdir), "train")
+        reader = cls(os.path.join(check_data_root(cfg.data_root), cls.subdir), "train")
+        videos = trainable_videos(reader.videos)
         transform = build_train_transforms(cfg.input_size, cfg.max_training_obj,
                                            transpose_portrait=cfg.transpose_portrait, colour_jitter=cfg.colour_jitter)
         common = dict(transform=transform, samples_per_video=cfg.samples_per_video,
                       max_objects=cfg.max_training_obj, seed=cfg.seed, name=name)
         if issubclass(cls, StaticImages):
-            parts.append(StaticClipDataset(reader.videos, StaticClipSynth(cfg.sampled_frames),
+            parts.append(StaticClipDataset(videos, StaticClipSynth(cfg.sampled_frames),
                                            work_size=cfg.input_size, **common))
         else:
             sampler = ClipSampler(cfg.sampled_frames, skip, cfg.max_skip_increment, cfg.max_skip_cap, name)
-            parts.append(TrainClipDataset(reader.videos, sampler, **common))
+            parts.append(TrainClipDataset(videos, sampler, **common))
     return build_mixed_dataset(parts, list(cfg.datafreq))

@@ -20,6 +20,10 @@ class DAVIS17(FolderReader):
     resolution = "480p"
     max_year: Optional[int] = None      # db_info.yaml entries of later years are skipped when set
 
+    def score_names(self) -> Dict[str, str]:
+        """The DAVIS toolkit's names: global_results-<split>.csv, 'DAVIS 2017' (2016 for merged objects)."""
+        return {}
+
     def check_layout(self) -> None:
         """A layout_error unless JPEGImages/480p exists."""
         if not os.path.isdir(os.path.join(self.root, "JPEGImages", self.resolution)):

@@ -34,9 +34,11 @@ class FolderReader:
         names = self.video_names()
         for name in names:
             self.check_video_name(name)
-        self.videos: List[Video] = [self.build_video(n) for n in sorted(set(names))]
+        self.videos: List[Video] = [self.video_or_problem(n) for n in sorted(set(names))]
         if not self.videos:
             raise self.layout_error(f"split {split!r} has no video (read from {self.split_source})")
+        if all(v.problem for v in self.videos):
+            raise VOSError(self.videos[0].problem)
         self.has_full_gt = self.full_ground_truth()
 
     @property
@@ -54,6 +56,14 @@ class FolderReader:
         if not name or "/" in name or "\\" in name or ".." in name or "\x00" in name:
             raise VOSError(f"{self.label} data set: video name {name!r} (from {self.split_source}) "
                            "contains '/', '\\' or '..' or is empty; video names must be plain folder names")
+
+    def video_or_problem(self, name: str) -> Video:
+        """`build_video(name)`, or a frameless `Video` whose `problem` says why it cannot be read (an empty
+        frame folder, no annotation, ...): the runner reports and skips it like any failing video."""
+        try:
+            return self.build_video(name)
+        except VOSError as err:
+            return Video(name=name, frames=[], frame_names=[], given={}, problem=str(err).splitlines()[0])
 
     def build_video(self, name: str) -> Video:
         """The `Video` record of video `name`: its frames, annotations and given masks."""
@@ -99,7 +109,13 @@ class FolderReader:
         """DAVIS-style J&F against each video's annotation folder when every frame is annotated, else none."""
         if not self.has_full_gt:
             return Scoring()
-        return Scoring(SCORE_DAVIS, {v.name: self.mask_dir(v.name) for v in self.videos}, self.merge_objects)
+        return Scoring(SCORE_DAVIS, {v.name: self.mask_dir(v.name) for v in self.videos}, self.merge_objects,
+                       **self.score_names())
+
+    def score_names(self) -> Dict[str, str]:
+        """How score files and tables are named: after the data set (DAVIS-layout sets name them after the
+        split, as the DAVIS toolkit does)."""
+        return {"results_name": self.label, "benchmark": "J&F as the DAVIS toolkit scores it"}
 
     def given_masks(self, name: str, annotations: Dict[int, str]) -> Dict[int, str]:
         """Masks given at test time: the earliest annotation of the video."""

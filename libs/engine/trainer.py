@@ -5,6 +5,7 @@ written when the first epoch ends); `Trainer.epoch` is the number of finished ep
 """
 import contextlib
 import logging
+import os
 import random
 import signal
 import time
@@ -80,6 +81,14 @@ def set_cuda_rng_states(states: List[torch.Tensor]) -> None:
                     len(states), count, min(len(states), count))
 
 
+def ignore_stop_signals(_worker_id: int) -> None:
+    """In a DataLoader worker: ignore SIGINT and SIGTERM, which Ctrl-C, `timeout` or a cluster send to the
+    whole process group; the main process stops the run and then the workers (torch's own SIGTERM handler
+    would kill the worker, and the main process would stop with a traceback instead of a checkpoint)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class Trainer:
     """Runs epochs of cyclic training; the checkpointer writes (rank 0 only), rank 0 validates while the
     other ranks wait for it at a barrier that allows for a long validation."""
@@ -100,6 +109,7 @@ class Trainer:
         self.sampler = EpochSampler(len(dataset), settings.seed, dist.rank, dist.world_size)
         self.epoch, self.batch, self.step = 0, 0, 0
         self.stop_requested = False
+        self.pid = os.getpid()            # the process whose signal handler stops the run (not a worker)
         self.stop_reason = ""             # why `run` stopped early ('' when it finished every epoch)
         self.deadline = float("inf")      # time.monotonic() at which `run` stops (max_minutes)
         # optional: (dataset, sampler, batch_size) -> iterable of collated batches (e.g. a DALI pipeline)
@@ -131,6 +141,8 @@ class Trainer:
 
     # ------------------------------------------------------------ the loop
     def _on_signal(self, signum, _frame) -> None:
+        if os.getpid() != self.pid:       # a DataLoader worker forked with this handler: the main process stops
+            return
         name = signal.Signals(signum).name
         log.warning("%s: saving a checkpoint at the next step, then stopping", name)
         self.stop_requested, self.stop_reason = True, name
@@ -153,6 +165,7 @@ class Trainer:
     def run(self) -> None:
         """Train until `epochs`, SIGINT/SIGTERM or `max_minutes` (checkpoint saved, clean exit)."""
         self.deadline = time.monotonic() + 60.0 * self.s.max_minutes if self.s.max_minutes else float("inf")
+        self.pid = os.getpid()
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             while self.epoch < self.s.epochs and not self.stop_requested:
@@ -169,6 +182,7 @@ class Trainer:
             return self.loader_factory(self.dataset, self.sampler, self.s.batch_size)
         return DataLoader(self.dataset, batch_size=self.s.batch_size, sampler=self.sampler,
                           num_workers=self.s.workers, collate_fn=self.collate, drop_last=True,
+                          worker_init_fn=ignore_stop_signals,
                           pin_memory=self.device.type == "cuda")
 
     def _run_epoch(self) -> None:

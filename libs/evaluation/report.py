@@ -33,6 +33,7 @@ class DavisResults:
         self.sequences = sequences
         self.set_name = set_name
         self.year = year
+        self.benchmark = f"DAVIS {year}"        # what the table title says was scored
         self.seconds = seconds
         self.per_object = _per_object_rows(sequences)
         self.global_row = _global_row(self.per_object)
@@ -53,7 +54,7 @@ class DavisResults:
 
     def tables_text(self) -> str:
         """Both tables as printed text, like the official script's output."""
-        title = f" Global results for {self.set_name} (DAVIS {self.year}) "
+        title = f" Global results for {self.set_name} ({self.benchmark}) "
         lines = [title.center(86, "-")]
         lines += _format_table(GLOBAL_COLUMNS, [[self.global_row[c] for c in GLOBAL_COLUMNS]])
         lines += ["", f" Per sequence results for {self.set_name} ".center(58, "-")]

@@ -8,7 +8,7 @@ from libs.io.images import (GREY_MODES, davis_palette, full_palette, grey_values
                             pack_rgb, palette_indices)
 
 MAX_GREY_LEVELS = 16     # more distinct grey levels than this: a soft mask, thresholded at 128
-MAX_COLOURS = 32         # more distinct colours than this: not a flat colour mask (JPEG, anti-aliased)
+MAX_COLOURS = 32         # most objects a colour mask may hold (an indexed PNG may hold up to 254)
 
 MaskResult = Tuple[np.ndarray, List[int], Optional[str]]
 
@@ -89,6 +89,29 @@ def _from_grey(values: np.ndarray, path: str) -> MaskResult:
     return lut[values.astype(np.uint8)], palette, note
 
 
+def _too_many_colours(path: str, count: int, codes: np.ndarray) -> VOSError:
+    """The error for a colour mask with more than MAX_COLOURS colours: too many objects when the colours
+    are flat areas, else a mask that looks JPEG-compressed or anti-aliased."""
+    limit = f"a colour mask holds at most {MAX_COLOURS} objects (one flat colour each on black)"
+    if _mostly_flat(codes):
+        return VOSError(f"first-frame mask {path} has {count} flat colours, i.e. {count} objects; {limit}: "
+                        "merge objects, or give an indexed PNG (ids 1, 2, ... on 0, up to 254)")
+    return VOSError(f"first-frame mask {path} has {count} distinct colours, most of them only at edges or "
+                    f"scattered: it looks JPEG-compressed or anti-aliased; {limit}: save it as PNG without "
+                    "smoothing")
+
+
+def _mostly_flat(codes: np.ndarray) -> bool:
+    """codes [H, W] packed RGB -> whether most non-black colours fill an area: each has at least one pixel
+    whose 4 neighbours share its colour (JPEG noise and anti-aliasing colours rarely do)."""
+    inner = codes[1:-1, 1:-1]                                              # [H-2, W-2]
+    same = ((inner == codes[:-2, 1:-1]) & (inner == codes[2:, 1:-1])
+            & (inner == codes[1:-1, :-2]) & (inner == codes[1:-1, 2:]))
+    colours = np.setdiff1d(np.unique(codes), [0])
+    filled = np.intersect1d(np.unique(inner[same]), colours)
+    return len(filled) * 2 > len(colours)
+
+
 def _from_colours(rgb: np.ndarray, path: str) -> MaskResult:
     """Labels from a colour mask: black is background, every other colour one object."""
     by_palette = palette_indices(rgb, davis_palette())
@@ -99,8 +122,7 @@ def _from_colours(rgb: np.ndarray, path: str) -> MaskResult:
     colours, first, inverse = np.unique(codes.ravel(), return_index=True, return_inverse=True)
     keep = [i for i in np.argsort(first) if colours[i] != 0]  # non-black, in order of appearance
     if len(keep) > MAX_COLOURS:
-        raise VOSError(f"first-frame mask {path} has {len(keep)} distinct colours; a mask needs one "
-                       "flat colour per object on black (not JPEG-compressed or anti-aliased)")
+        raise _too_many_colours(path, len(keep), codes)
     lut = np.zeros(len(colours), dtype=np.uint8)
     palette = davis_palette()
     names = []

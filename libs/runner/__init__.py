@@ -4,7 +4,8 @@ once: batch_videos), the demo's writing, and scoring through the evaluation-set 
 from libs.runner.batched_run import run_videos_batched
 from libs.runner.loop import RunReport, run_and_score, run_videos, validate
 from libs.runner.scoring import score_results
-from libs.runner.video import ResultWriter, VideoStats, check_writable, run_video, segment_and_write
+from libs.runner.video import (ResultWriter, VideoStats, check_writable, clear_earlier_results, run_video,
+                               segment_and_write)
 
 __all__ = ["RunReport", "run_and_score", "run_videos", "run_videos_batched", "validate", "score_results",
-           "ResultWriter", "VideoStats", "check_writable", "run_video", "segment_and_write"]
+           "ResultWriter", "VideoStats", "check_writable", "clear_earlier_results", "run_video", "segment_and_write"]

@@ -16,12 +16,10 @@ from libs.engine.batched import BatchedEngine
 from libs.engine.inference import to_device
 from libs.engine.preprocess import Letterbox
 from libs.errors import VOSError
-from libs.io import read_frame, safe_join
 from libs.io.dali_decode import DaliDecoder
 from libs.runner.batched_loop import BatchScheduler, Event, Job
 from libs.runner.report import RunReport, video_failure
-from libs.runner.video import (MAX_PENDING_WRITES, ResultWriter, _write_all, check_video, load_given,
-                               read_frames)
+from libs.runner.video import MAX_PENDING_WRITES, GivenLabels, ResultWriter, _write_all, prepare_video, read_frames
 from libs.utils.constants import VOID_LABEL
 from libs.utils.progress import progress
 
@@ -37,6 +35,7 @@ class _Output:
     names: List[str]
     letterbox: Letterbox
     writer: ResultWriter
+    given: Dict[int, np.ndarray]                                  # masks given as input, by frame index
     rgb: Dict[int, np.ndarray] = field(default_factory=dict)     # frames kept until their result is written
     pending: Deque[Future] = field(default_factory=deque)
     frames: int = 0
@@ -74,17 +73,14 @@ class BatchedRun:
         for i in sorted(range(total), key=lambda i: -len(videos[i].frames)):
             video = videos[i]
             try:
-                given, palette = load_given(video, self.dataset.merge_objects)
-                size = read_frame(video.frames[0]).shape[:2]
-                check_video(video, given, size)
-                writer = ResultWriter(safe_join(self.videos_root, video.name), self.fmt, palette)
+                prep = prepare_video(video, self.videos_root, self.input_size, self.fmt, self.dataset.merge_objects)
             except ERRORS as err:
                 self._failed(video.name, err)
                 continue
-            out = _Output(f"{self.prefix}[{i + 1}/{total}] {video.name}", video.frame_names,
-                          Letterbox(self.input_size, size), writer)
+            out = _Output(f"{self.prefix}[{i + 1}/{total}] {video.name}", video.frame_names, prep.letterbox,
+                          prep.writer, prep.given)
             self.outputs[video.name] = out
-            yield Job(video.name, _frames(video, out, given, size, self.device, self.decoder))
+            yield Job(video.name, _frames(video, out, prep.given, prep.size, self.device, self.decoder))
 
     def _failed(self, name: str, err: BaseException) -> None:
         """Report a video's failure (one line) and forget it."""
@@ -127,7 +123,8 @@ class BatchedRun:
             bar.update(1)
             if event.probs is not None:
                 out.pending.append(pool.submit(_write_all, [out.writer], out.names[event.t], event.probs,
-                                               out.letterbox, rgb, None, event.t))
+                                               out.letterbox, rgb, None, event.t,
+                                               GivenLabels.of(out.given, event.t)))
                 out.frames += 1
             while len(out.pending) > MAX_PENDING_WRITES:
                 self._wait(event.key, out, scheduler)

@@ -4,6 +4,7 @@ import os
 from typing import Optional, Sequence
 
 from libs.dataset.base import SCORE_DAVIS, SCORE_YOUTUBE, EvaluationSet, Scoring
+from libs.utils.device import usable_workers
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,9 @@ def score_davis(dataset: EvaluationSet, scoring: Scoring, results: str, names: S
     if not ground_truth:
         return None
     year = 2016 if scoring.merge_objects else 2017      # 2016: one merged foreground per video
-    scores = evaluate_davis(dataset.root, results, dataset.split, year, workers=max(1, workers),
-                            ground_truth=ground_truth)
+    scores = evaluate_davis(dataset.root, results, scoring.results_name or dataset.split, year,
+                            workers=usable_workers(max(1, workers)), ground_truth=ground_truth)
+    scores.benchmark = scoring.benchmark or scores.benchmark
     scores.write_csvs(results)
     scores.plot(results)
     log.info("J&F on %s (%s):\n%s", dataset.root, dataset.split, scores.tables_text())

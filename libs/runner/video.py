@@ -53,6 +53,57 @@ def check_writable(folder: str, key: str = "output_dir") -> None:
                        "folder you can write") from None
 
 
+def clear_earlier_results(folder: str, inputs: Sequence[str], extra: Sequence[str] = ()) -> int:
+    """Remove what an earlier run wrote into this video's own result folder: its PNGs, and the `extra`
+    files or folders (relative to `folder`: the demo's overlay/*.jpg and overlay.mp4); nothing else, and
+    never a folder that holds one of the run's `inputs` (a VOSError then). Returns how many files went."""
+    if not os.path.isdir(folder):
+        return 0
+    here = os.path.realpath(folder)
+    for path in inputs:
+        if os.path.realpath(os.path.dirname(os.path.abspath(path))) == here:
+            raise VOSError(f"the results folder {folder} holds the input {path}: set `output_dir` to another "
+                           "folder (results there would be mixed with, or replace, the input files)")
+    stale = [e.path for e in os.scandir(folder) if e.is_file() and e.name.lower().endswith(".png")]
+    for name in extra:
+        path = os.path.join(folder, name)
+        if os.path.isdir(path):
+            stale += [e.path for e in os.scandir(path) if e.is_file() and e.name.lower().endswith(".jpg")]
+        elif os.path.isfile(path):
+            stale.append(path)
+    for path in stale:
+        os.remove(path)
+    if stale:
+        log.info("removed %d result file(s) of an earlier run from %s", len(stale), folder)
+    return len(stale)
+
+
+@dataclass
+class GivenLabels:
+    """The mask given for a frame, as written: at the first given frame exactly the given labels (void
+    255 written as background 0); at a later one (objects appearing later) the given objects where the
+    mask has one, the prediction elsewhere."""
+
+    mask: np.ndarray          # [H, W] uint8 labels at the frame's resolution, void already 0
+    whole: bool               # True: the first given mask (every pixel given)
+
+    @classmethod
+    def of(cls, given: Dict[int, np.ndarray], t: int) -> Optional["GivenLabels"]:
+        """The given labels of frame t, or None when no mask was given for it."""
+        if t not in given:
+            return None
+        return cls(np.where(given[t] == VOID_LABEL, 0, given[t]).astype(np.uint8), t == min(given))
+
+    def labels(self, predicted: np.ndarray) -> np.ndarray:
+        """[H, W] predicted labels -> [H, W] labels written."""
+        return self.mask if self.whole else np.where(self.mask > 0, self.mask, predicted).astype(np.uint8)
+
+    def heat(self, predicted: np.ndarray) -> np.ndarray:
+        """[H, W] predicted object probability -> [H, W]: 1 on given objects."""
+        given = (self.mask > 0).astype(np.float32)
+        return given if self.whole else np.maximum(given, predicted)
+
+
 class ResultWriter:
     """Writes a frame's result as an indexed PNG or an overlay ('segmentation', 'heatmap', 'mask')."""
 
@@ -62,9 +113,11 @@ class ResultWriter:
         self.folder, self.fmt, self.palette = folder, fmt, palette
         os.makedirs(folder, exist_ok=True)
 
-    def write(self, name: str, probs: np.ndarray, letterbox: Letterbox, rgb: Optional[np.ndarray]) -> np.ndarray:
-        """probs [K+1, th, tw] -> writes `name`.png; returns the labels [H, W] uint8."""
-        labels = letterbox.labels(probs)
+    def write(self, name: str, probs: np.ndarray, letterbox: Letterbox, rgb: Optional[np.ndarray],
+              given: Optional[GivenLabels] = None) -> np.ndarray:
+        """probs [K+1, th, tw] -> writes `name`.png; returns the labels [H, W] uint8. A frame whose mask
+        was `given` is written with the given labels (see `GivenLabels`), not the network's."""
+        labels = letterbox.labels(probs) if given is None else given.labels(letterbox.labels(probs))
         path = os.path.join(self.folder, name + ".png")
         if self.fmt == "index":
             write_indexed_png(path, labels, self.palette)
@@ -73,7 +126,8 @@ class ResultWriter:
         elif self.fmt == "mask":
             write_image(path, overlay(rgb, (labels > 0).astype(np.uint8), self.palette))
         else:
-            write_image(path, heatmap_overlay(rgb, letterbox.heat(probs)))
+            heat = letterbox.heat(probs) if given is None else given.heat(letterbox.heat(probs))
+            write_image(path, heatmap_overlay(rgb, heat))
         return labels
 
 
@@ -96,7 +150,8 @@ def segment_and_write(engine: InferenceEngine, frames: Iterable[np.ndarray], nam
         for t, probs in segment_video(engine, letterbox, _keep(frames, cache), given, device):
             rgb, name = cache.pop(t), name_of(t)
             if probs is not None:
-                pending.append(pool.submit(_write_all, writers, name, probs, letterbox, rgb, extra, t))
+                pending.append(pool.submit(_write_all, writers, name, probs, letterbox, rgb, extra, t,
+                                           GivenLabels.of(given, t)))
                 done += 1
             while len(pending) > MAX_PENDING_WRITES:     # bounded: results wait on the device, not pile up
                 pending.popleft().result()
@@ -113,14 +168,16 @@ def _keep(frames: Iterable[np.ndarray], cache: Dict[int, np.ndarray]) -> Iterabl
         yield rgb
 
 
-def _write_all(writers, name, probs, letterbox, rgb, extra, t) -> None:
+def _write_all(writers, name, probs, letterbox, rgb, extra, t, given: Optional[GivenLabels]) -> None:
     """On the writer thread: copy the probabilities to the host (the only wait for the device), write."""
     probs = probs.float().cpu().numpy()                                  # [K+1, th, tw]
     labels = None
     for writer in writers:
-        labels = writer.write(name, probs, letterbox, rgb)
+        labels = writer.write(name, probs, letterbox, rgb, given)
     if extra is not None:
-        extra(t, rgb, labels if labels is not None else letterbox.labels(probs))
+        if labels is None:
+            labels = letterbox.labels(probs) if given is None else given.labels(letterbox.labels(probs))
+        extra(t, rgb, labels)
 
 
 def merged_foreground(labels: np.ndarray) -> np.ndarray:
@@ -169,13 +226,33 @@ def check_video(video: Video, given: Dict[int, np.ndarray], size: Tuple[int, int
                            f"{video.frames[t]} is {size[1]}x{size[0]}")
 
 
-def run_video(engine: InferenceEngine, video: Video, out_dir: str, input_size, fmt: str, device: torch.device,
-              title: str, merge_objects: bool = False, decoder: Optional[DaliDecoder] = None) -> VideoStats:
-    """Segment one data set video and write its results into out_dir/<video>/ (`decoder`: DALI, None: PIL)."""
+@dataclass
+class PreparedVideo:
+    """A data set video ready to segment: its given masks, frame size, letterbox and result writer."""
+
+    given: Dict[int, np.ndarray]
+    size: Tuple[int, int]
+    letterbox: Letterbox
+    writer: ResultWriter
+
+
+def prepare_video(video: Video, out_dir: str, input_size, fmt: str, merge_objects: bool = False) -> PreparedVideo:
+    """Check a video, load its given masks and make its result folder out_dir/<video>/; results an earlier
+    run left there are removed once the video's first frame and masks load (VOSError/OSError otherwise)."""
+    if video.problem:
+        raise VOSError(video.problem)
     given, palette = load_given(video, merge_objects)
     size = read_frame(video.frames[0]).shape[:2]
     check_video(video, given, size)
-    letterbox = Letterbox(input_size, size)
-    writer = ResultWriter(safe_join(out_dir, video.name), fmt, palette)
-    return segment_and_write(engine, read_frames(video, size, decoder), video.frame_names, given, letterbox,
-                             device, [writer], title)
+    folder = safe_join(out_dir, video.name)
+    clear_earlier_results(folder, [video.frames[0], *video.given.values()])
+    return PreparedVideo(given, size, Letterbox(input_size, size), ResultWriter(folder, fmt, palette))
+
+
+def run_video(engine: InferenceEngine, video: Video, out_dir: str, input_size, fmt: str, device: torch.device,
+              title: str, merge_objects: bool = False, decoder: Optional[DaliDecoder] = None) -> VideoStats:
+    """Segment one data set video and write its results into out_dir/<video>/ (`decoder`: DALI, None: PIL);
+    results an earlier run left in that folder are removed once the video's first frame and masks load."""
+    prep = prepare_video(video, out_dir, input_size, fmt, merge_objects)
+    return segment_and_write(engine, read_frames(video, prep.size, decoder), video.frame_names, prep.given,
+                             prep.letterbox, device, [prep.writer], title)

@@ -3,6 +3,7 @@
 torch is imported only inside the functions that need it, so the torch-free evaluation package
 (`python3 -m libs.evaluation`) can resolve its `--device` without loading torch on a CPU machine.
 """
+import functools
 import logging
 import os
 from typing import TYPE_CHECKING, Iterable
@@ -70,3 +71,19 @@ def has_any_flag(lines: Iterable[str], flags: Iterable[str]) -> bool:
     """Whether a `flags : ...` line of cpuinfo text names one of `flags`."""
     wanted = set(flags)
     return any(line.startswith("flags") and wanted & set(line.split(":", 1)[-1].split()) for line in lines)
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@functools.lru_cache(maxsize=None)
+def usable_workers(requested: int) -> int:
+    """`workers` clamped to the CPU cores, saying so once per process (processes beyond the cores only
+    compete for them)."""
+    cores = cpu_cores()
+    if requested <= cores:
+        return requested
+    log.warning("workers %d: this machine has %d CPU core(s); using %d worker processes", requested, cores, cores)
+    return cores

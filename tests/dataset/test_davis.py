@@ -1,5 +1,6 @@
 """Tests of libs/dataset/davis.py: DAVIS 2016/2017 and SYNTHETIC readers on tiny generated layouts."""
 import os
+import re
 import shutil
 
 import pytest
@@ -106,11 +107,16 @@ def test_wrong_layout_and_missing_split(tmp_path, davis17):
         DAVIS17(davis17, "test")
 
 
+def _problem(dataset, name):
+    """Why video `name` cannot be segmented (a video that cannot be read is kept with its reason and
+    reported by the runner, the others go on)."""
+    return next(v.problem for v in dataset.videos if v.name == name)
+
+
 def test_listed_video_without_folder_is_named(davis17):
     with open(os.path.join(davis17, "ImageSets", "2017", "val.txt"), "a") as handle:
         handle.write("ghost\n")
-    with pytest.raises(VOSError, match="video 'ghost' listed in .*val.txt has no frame folder"):
-        DAVIS17(davis17, "val")
+    assert re.search("video 'ghost' listed in .*val.txt has no frame folder", _problem(DAVIS17(davis17, "val"), "ghost"))
 
 
 @pytest.mark.parametrize("name", ["../escape", "a\\b", "x..y"])
@@ -125,8 +131,8 @@ def test_empty_frame_folder_is_named(davis17):
     folder = os.path.join(davis17, "JPEGImages", "480p", "synth-val-001")
     for name in os.listdir(folder):
         os.remove(os.path.join(folder, name))
-    with pytest.raises(VOSError, match="frame folder .*synth-val-001 of video 'synth-val-001' is empty"):
-        DAVIS17(davis17, "val")
+    assert re.search("frame folder .*synth-val-001 of video 'synth-val-001' is empty",
+                     _problem(DAVIS17(davis17, "val"), "synth-val-001"))
 
 
 def test_annotation_problems(davis17):
@@ -134,12 +140,12 @@ def test_annotation_problems(davis17):
     os.remove(os.path.join(masks, "00002.png"))
     assert not DAVIS17(davis17, "val").has_full_gt
     shutil.copy(os.path.join(masks, "00001.png"), os.path.join(masks, "00007.png"))
-    with pytest.raises(VOSError, match="annotation .*00007.png has no frame named '00007'"):
-        DAVIS17(davis17, "val")
+    assert re.search("annotation .*00007.png has no frame named '00007'",
+                     _problem(DAVIS17(davis17, "val"), "synth-val-000"))
     os.remove(os.path.join(masks, "00007.png"))
     os.remove(os.path.join(masks, "00000.png"))
-    with pytest.raises(VOSError, match="video 'synth-val-000' has no annotation of its first frame"):
-        DAVIS17(davis17, "val")
+    assert re.search("video 'synth-val-000' has no annotation of its first frame",
+                     _problem(DAVIS17(davis17, "val"), "synth-val-000"))
 
 
 def test_one_frame_video_loads(tmp_path):

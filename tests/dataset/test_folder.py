@@ -1,5 +1,6 @@
 """Tests of libs/dataset/folder.py: plain-folder custom data sets and registering a new one."""
 import os
+import re
 import shutil
 
 import pytest
@@ -57,7 +58,11 @@ def test_folder_errors(tmp_path):
         FolderDataset(str(tmp_path / "bare"))
     root = _folder_root(tmp_path)
     shutil.rmtree(os.path.join(root, "Annotations", "synth-val-000"))
-    with pytest.raises(VOSError, match="video 'synth-val-000' has no annotation PNG in .*put the mask"):
+    videos = {v.name: v for v in FolderDataset(root).videos}       # reported and skipped by the runner
+    assert re.search("video 'synth-val-000' has no annotation PNG in .*put the mask", videos["synth-val-000"].problem)
+    assert videos["synth-val-000"].frames == [] and videos["synth-val-001"].problem == ""
+    shutil.rmtree(os.path.join(root, "Annotations", "synth-val-001"))
+    with pytest.raises(VOSError, match="video 'synth-val-000' has no annotation PNG"):      # no usable video
         FolderDataset(root)
     shutil.rmtree(os.path.join(root, "Annotations"))
     shutil.rmtree(os.path.join(root, "JPEGImages"))

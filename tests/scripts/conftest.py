@@ -147,3 +147,42 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     """Fraction of pixels where two label maps agree."""
     assert a.shape == b.shape, (a.shape, b.shape)
     return float(np.mean(a == b))
+
+
+def run_inprocess(args: List[str], cwd: str = REPO) -> Run:
+    """Run a script's command line in this process (runpy, `sys.argv` set, run from `cwd`), as cheap as a
+    function call: `args` is ['train.py', KEY, VAL, ...] or ['-m', 'module', ...]; stdout and stderr
+    (log lines included) are captured; the root logger's set-up is restored afterwards."""
+    import contextlib
+    import io
+    import logging
+    import runpy
+    import warnings
+
+    out, err = io.StringIO(), io.StringIO()
+    module = args[1] if args[0] == "-m" else None
+    argv = args[1:] if module else [os.path.join(REPO, args[0])] + list(args[1:])
+    saved = (sys.argv, os.getcwd(), logging.root.handlers[:], logging.root.level)
+    code = 0
+    try:
+        sys.argv = list(argv)
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package")
+            try:
+                if module:
+                    runpy.run_module(module, run_name="__main__", alter_sys=True)
+                else:
+                    runpy.run_path(argv[0], run_name="__main__")
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    finally:
+        sys.argv = saved[0]
+        os.chdir(saved[1])
+        for handler in logging.root.handlers[:]:
+            if handler not in saved[2]:
+                logging.root.removeHandler(handler)
+                handler.close()
+        logging.root.handlers[:] = saved[2]
+        logging.root.setLevel(saved[3])
+    return Run(list(args), code, out.getvalue(), err.getvalue())

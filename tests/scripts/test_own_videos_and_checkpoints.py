@@ -77,14 +77,14 @@ def runs(script_pool, tmp_path_factory):
 
 
 def _global_jf(folder):
-    """The J&F-Mean of global_results-val.csv in `folder`."""
-    with open(os.path.join(folder, "global_results-val.csv"), newline="") as f:
+    """The J&F-Mean of global_results-FOLDER.csv in `folder`."""
+    with open(os.path.join(folder, "global_results-FOLDER.csv"), newline="") as f:
         return float(next(csv.DictReader(f))["J&F-Mean"])
 
 
 def _sequences(folder):
-    """The Sequence column of per-sequence_results-val.csv in `folder`."""
-    with open(os.path.join(folder, "per-sequence_results-val.csv"), newline="") as f:
+    """The Sequence column of per-sequence_results-FOLDER.csv in `folder`."""
+    with open(os.path.join(folder, "per-sequence_results-FOLDER.csv"), newline="") as f:
         return [row["Sequence"] for row in csv.DictReader(f)]
 
 
@@ -95,7 +95,7 @@ def test_folder_set_with_full_ground_truth_is_scored(runs):
     out = runs["base"] / "good" / "out" / "FOLDER"
     assert 0.0 <= _global_jf(out) <= 1.0
     assert {s.rsplit("_", 1)[0] for s in _sequences(out)} == {"synth-val-000", "synth-val-001"}
-    assert os.path.isfile(out / "per-sequence_results-val.png")
+    assert os.path.isfile(out / "per-sequence_results-FOLDER.png")
     assert read_png(str(out / "synth-val-001" / "00003.png"))[3] == FRAME_SIZE
     assert "J&F-Mean" in run.output and "Traceback" not in run.stderr
     assert runs["folder"].changed_outside() == []
@@ -128,7 +128,7 @@ def test_test_py_takes_the_model_shape_from_a_train_checkpoint(runs):
     run = runs["test_stored"].result()
     assert run.returncode == 0, run.describe()
     assert "was trained with keydim 8, valdim 16: using those (the config says keydim 16, valdim 32)" in run.stderr
-    assert os.path.isfile(runs["base"] / "stored" / "out" / "FOLDER" / "global_results-val.csv")
+    assert os.path.isfile(runs["base"] / "stored" / "out" / "FOLDER" / "global_results-FOLDER.csv")
 
 
 def test_demo_runs_the_bundled_sample_with_trained_weights(runs):
