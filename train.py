@@ -36,7 +36,9 @@ EXAMPLES = """\
   .venv/bin/python train.py --cfg config.yaml data_root /data initial stm_cycle_r50.pth
   .venv/bin/python train.py --cfg config.yaml resume auto          # continue from <checkpoint>/latest.pth
   .venv/bin/python train.py --cfg configs/quickstart.yaml gpu_id -1    # generated data, no download
-  .venv/bin/torchrun --nproc_per_node 4 train.py --cfg config.yaml data_root /data"""
+  .venv/bin/torchrun --nproc_per_node 4 train.py --cfg config.yaml data_root /data
+  .venv/bin/torchrun --nnodes 1:2 --nproc-per-node 4 --max-restarts 3 --rdzv-backend c10d --rdzv-endpoint HOST:29400 \\
+      --rdzv-id run1 train.py --cfg config.yaml checkpoint_every_steps 100    # elastic: the same on each node"""
 KEYS = (("data_root", "folder holding the data set folders (see DATASET.md)"),
         ("trainset / datafreq", "training sets and how often each is repeated, e.g. \"['DAVIS17', 'VOS']\" \"[5, 1]\""),
         ("valset", "data set validated every epoch_per_test epochs"),
@@ -44,6 +46,8 @@ KEYS = (("data_root", "folder holding the data set folders (see DATASET.md)"),
         ("initial / resume", "weights to start from / a checkpoint to continue (auto: the latest)"),
         ("arch keydim valdim", "model shape (taken from the checkpoint when it stores them)"),
         ("epochs train_batch learning_rate", "schedule"),
+        ("checkpoint_every_steps", "also save latest.pth every N optimizer steps (torchrun restarts resume it)"),
+        ("max_bad_samples max_nonfinite_steps", "unreadable samples / non-finite steps tolerated (see README)"),
         ("gpu_id", "CUDA device, -1 for the CPU"))
 
 
@@ -87,8 +91,7 @@ def main() -> None:
                       validate=val, checkpointer=checkpointer)
     if cfg.data_backend == "DALI":
         trainer.loader_factory = build_dali_loader_factory(dataset, device, max(2, cfg.workers), cfg.workers, cfg.seed)
-    resume = checkpoint_to_resume(cfg.resume, checkpointer, cfg.dump())
-    if resume:
+    if resume := checkpoint_to_resume(cfg.resume, checkpointer, cfg.dump()):
         trainer.resume(resume)
     log.info("training %s on %s (%d clips/epoch), %d process(es) x batch %d x iter_size %d = effective batch %d",
              cfg.arch, ", ".join(cfg.trainset), len(dataset), dist.world_size, cfg.train_batch, cfg.iter_size,

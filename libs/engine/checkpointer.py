@@ -54,8 +54,8 @@ class Checkpointer:
             cause = err.__cause__ if isinstance(err, VOSError) and err.__cause__ is not None else err
             reason = getattr(cause, "strerror", None) or str(cause)
             raise VOSError(f"cannot write checkpoints to {self.folder!r} ({reason}); the checkpoints already there "
-                           "are intact: free space there (or make it writable) and run again with `resume auto`, or set `checkpoint` "
-                           f"to another folder{self._resume_hint()}") from None
+                           "are intact: free space there (or make it writable) and run again with `resume auto`, "
+                           f"or set `checkpoint` to another folder{self._resume_hint()}") from None
         return self.latest_path
 
     def _resume_hint(self) -> str:

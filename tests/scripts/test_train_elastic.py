@@ -131,7 +131,8 @@ def test_a_killed_worker_restarts_from_the_step_checkpoint_and_ends_as_an_uninte
         victim = _worker(runs[1].pid, 0)                 # the writer: it dies between two checkpoints
         assert victim is not None
         os.kill(victim, signal.SIGKILL)
-        full_log, killed_log = _finish(runs[0], str(tmp_path / "full.log")), _finish(runs[1], str(tmp_path / "killed.log"))
+        full_log = _finish(runs[0], str(tmp_path / "full.log"))
+        killed_log = _finish(runs[1], str(tmp_path / "killed.log"))
     finally:
         for proc in runs:
             if proc.poll() is None:
