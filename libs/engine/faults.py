@@ -7,6 +7,7 @@ step; a rank that decided alone would leave the others waiting in a collective.
 """
 import logging
 import math
+import os
 from typing import Iterable, List, Sequence, Set, Tuple
 
 import torch
@@ -51,16 +52,19 @@ class BadSamples:
         self.total = 0            # replaced in the run, all ranks
         self.clips = 0            # clips of the epoch, all ranks
         self.first = ""           # the first reason of the epoch, for the error
+        self.files: List[str] = []   # files this process met in the epoch, for the summary
 
     def start_epoch(self, clips: int) -> None:
         """A new epoch of `clips` clips (all ranks together)."""
-        self.epoch_count, self.clips, self.first = 0, clips, ""
+        self.epoch_count, self.clips, self.first, self.files = 0, clips, "", []
 
     def note(self, records: Sequence[Tuple[str, str]]) -> None:
         """The (path, reason) records of a batch: counted, and logged once per file."""
         self.pending += len(records)
         for path, reason in records:
             self.first = self.first or reason
+            if path not in self.files:
+                self.files.append(path)
             if path not in self.named:
                 self.named.add(path)
                 log.warning("unreadable training sample replaced by another: %s", reason)
@@ -104,11 +108,15 @@ class NonFiniteSteps:
                            "lower learning_rate)")
 
 
-def fault_summary(replaced: int, skipped: int) -> str:
-    """'3 unreadable samples replaced, 1 optimizer step skipped (non-finite loss)', or '' when neither happened."""
+def fault_summary(replaced: int, skipped: int, files: Sequence[str] = ()) -> str:
+    """'3 unreadable samples replaced (video/00001.jpg, ...), 1 optimizer step skipped (non-finite loss)', or ''
+    when neither happened; at most 3 `files` are named (folder/file)."""
     parts = []
     if replaced:
-        parts.append(f"{replaced} unreadable sample{'s' * (replaced != 1)} replaced")
+        named = [os.path.join(os.path.basename(os.path.dirname(f)), os.path.basename(f)) for f in files[:3]]
+        more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+        listed = f" ({', '.join(named)}{more})" if named else ""
+        parts.append(f"{replaced} unreadable sample{'s' * (replaced != 1)} replaced{listed}")
     if skipped:
         parts.append(f"{skipped} optimizer step{'s' * (skipped != 1)} skipped (non-finite loss)")
     return ", ".join(parts)

@@ -247,7 +247,7 @@ class Trainer:
         others at a barrier whose timeout allows for the longest validation, so no rank sits in a
         training collective (NCCL aborts those after 10 minutes) while rank 0 validates."""
         self.save(self.epoch)
-        summary = fault_summary(self.bad.epoch_count, self.nonfinite.epoch_count)
+        summary = fault_summary(self.bad.epoch_count, self.nonfinite.epoch_count, self.bad.files)
         if summary and self.dist.is_main:
             log.warning("epoch %d/%d: %s", self.epoch, self.s.epochs, summary)
         if self.validate and self.epoch % self.s.epoch_per_test == 0:

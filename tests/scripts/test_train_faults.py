@@ -92,7 +92,8 @@ def test_unreadable_training_files_are_replaced_named_and_counted(data_root, tmp
     paths = [next(p for p in bad if p in line) for line in named]
     assert named and len(paths) == len(set(paths))         # each file named once, with the reason
     assert all("cannot read" in line for line in named)
-    count = int(re.search(r"epoch 1/1: (\d+) unreadable samples? replaced", log).group(1))
+    summary = re.search(r"epoch 1/1: (\d+) unreadable samples? replaced \(synth-train-000/0000\d\.(jpg|png)", log)
+    count = int(summary.group(1))
     assert count >= 1 and f"finished 1 epochs (2 optimizer steps; {count} unreadable sample" in log
     capsys.readouterr()
     strict = str(tmp_path / "strict")                      # a count of 0: the first one stops the run
