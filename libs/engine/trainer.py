@@ -182,6 +182,7 @@ class Trainer:
     def run(self) -> None:
         """Train until `epochs`, SIGINT/SIGTERM or `max_minutes` (checkpoint saved, clean exit)."""
         self.deadline = time.monotonic() + 60.0 * self.s.max_minutes if self.s.max_minutes else float("inf")
+        self.bad.max_bad_samples, self.nonfinite.max_consecutive = self.s.max_bad_samples, self.s.max_nonfinite_steps
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             while self.epoch < self.s.epochs and not self.stop_requested:
@@ -283,10 +284,11 @@ class Trainer:
         then the whole accumulated step is skipped (gradients dropped, optimizer state untouched)."""
         value, finite = step_health(loss, self.model.parameters())     # one host sync per optimizer step
         finite = self._agree(finite)
+        if not finite:
+            self.optimizer.zero_grad(set_to_none=True)
         self.nonfinite.record(finite, value, f"epoch {self.epoch + 1}/{self.s.epochs} batch {self.batch}",
                               names, self.checkpointer.latest_path)
         if not finite:
-            self.optimizer.zero_grad(set_to_none=True)
             bar.update(self.s.iter_size)
             return
         self.optimizer.step()
