@@ -2,6 +2,9 @@
 
     .venv/bin/python train.py --cfg config.yaml [KEY VAL ...]
     .venv/bin/torchrun --nproc_per_node N train.py --cfg config.yaml [KEY VAL ...]
+
+Under torchrun with --max-restarts, a restarted worker group (TORCHELASTIC_RESTART_COUNT > 0) continues
+from this run's checkpoint/latest.pth (see `checkpoint_to_resume`).
 """
 import logging
 import os
@@ -17,9 +20,11 @@ from libs.utils.dali import require_dali
 from libs.dataset.training import collate_clips
 from libs.engine.cyclic import CyclicConfig, CyclicObjective
 from libs.engine.checkpointer import Checkpointer
+from libs.engine.faults import fault_summary
 from libs.engine.trainer import Trainer, TrainSettings
 from libs.io.paths import atomic_path
 from libs.models import build_model
+from libs.models.checkpoint import read_checkpoint
 from libs.runner import check_writable, validate
 from libs.runner.cli import parse_cfg, run_main
 from libs.errors import VOSError
@@ -32,7 +37,9 @@ EXAMPLES = """\
   .venv/bin/python train.py --cfg config.yaml data_root /data initial stm_cycle_r50.pth
   .venv/bin/python train.py --cfg config.yaml resume auto          # continue from <checkpoint>/latest.pth
   .venv/bin/python train.py --cfg configs/quickstart.yaml gpu_id -1    # generated data, no download
-  .venv/bin/torchrun --nproc_per_node 4 train.py --cfg config.yaml data_root /data"""
+  .venv/bin/torchrun --nproc_per_node 4 train.py --cfg config.yaml data_root /data
+  .venv/bin/torchrun --nnodes 1:2 --nproc-per-node 4 --max-restarts 3 --rdzv-backend c10d --rdzv-endpoint HOST:29400 \\
+      --rdzv-id run1 train.py --cfg config.yaml checkpoint_every_steps 100    # elastic: the same on each node"""
 KEYS = (("data_root", "folder holding the data set folders (see DATASET.md)"),
         ("trainset / datafreq", "training sets and how often each is repeated, e.g. \"['DAVIS17', 'VOS']\" \"[5, 1]\""),
         ("valset", "data set validated every epoch_per_test epochs"),
@@ -40,6 +47,8 @@ KEYS = (("data_root", "folder holding the data set folders (see DATASET.md)"),
         ("initial / resume", "weights to start from / a checkpoint to continue (auto: the latest)"),
         ("arch keydim valdim", "model shape (taken from the checkpoint when it stores them)"),
         ("epochs train_batch learning_rate", "schedule"),
+        ("checkpoint_every_steps", "also save latest.pth every N optimizer steps (torchrun restarts resume it)"),
+        ("max_bad_samples max_nonfinite_steps", "unreadable samples / non-finite steps tolerated (see README)"),
         ("gpu_id", "CUDA device, -1 for the CPU"))
 
 
@@ -86,8 +95,8 @@ def main() -> None:
     if cfg.data_backend == "DALI":
         workers = usable_workers(cfg.workers)
         trainer.loader_factory = build_dali_loader_factory(dataset, device, max(2, workers), workers, cfg.seed)
-    if cfg.resume:
-        trainer.resume(checkpointer.latest() if cfg.resume == "auto" else cfg.resume)
+    if resume := checkpoint_to_resume(cfg.resume, checkpointer, cfg.dump()):
+        trainer.resume(resume)
     start_step = trainer.step
     log.info("training %s on %s (%d clips/epoch), %d process(es) x batch %d x iter_size %d = effective batch %d",
              cfg.arch, ", ".join(cfg.trainset), len(dataset), dist.world_size, cfg.train_batch, cfg.iter_size,
@@ -109,7 +118,9 @@ def _report_end(trainer: Trainer, folder: str, distributed: bool, trained: bool 
                     "checkpoint written (set epochs higher to train more)", trainer.epoch, trainer.s.epochs)
         return
     if trainer.epoch >= trainer.s.epochs:
-        log.info("finished %d epochs (%d optimizer steps); checkpoints in %s", trainer.epoch, trainer.step, folder)
+        faults = fault_summary(trainer.bad.total, trainer.nonfinite.total)
+        log.info("finished %d epochs (%d optimizer steps%s); checkpoints in %s", trainer.epoch, trainer.step,
+                 f"; {faults}" if faults else "", folder)
         return
     why = f" ({trainer.stop_reason})" if trainer.stop_reason else ""
     nproc = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if distributed else 0
@@ -126,6 +137,22 @@ def cyclic_config(cfg) -> CyclicConfig:
                         cycle_frames=cfg.cycle_frames)
 
 
+def checkpoint_to_resume(resume: str, checkpointer: Checkpointer, config_text: str) -> str:
+    """The checkpoint to continue from ('' = start afresh). A worker group that torchrun restarted
+    (TORCHELASTIC_RESTART_COUNT > 0) continues from latest.pth when this run wrote it (the same config);
+    otherwise, and on the first start, `resume` decides (auto: the newest checkpoint of the folder)."""
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or "0")
+    if restarts and os.path.isfile(checkpointer.latest_path):
+        if read_checkpoint(checkpointer.latest_path).get("config") == config_text:
+            log.info("torchrun restart %d: continuing from %s", restarts, checkpointer.latest_path)
+            return checkpointer.latest_path
+        log.warning("torchrun restart %d: %s was written with another config, so not by this run: starting as "
+                    "the first attempt did", restarts, checkpointer.latest_path)
+    if resume == "auto":
+        return checkpointer.latest()
+    return resume
+
+
 def train_settings(cfg) -> TrainSettings:
     """The loop's settings from the config."""
     return TrainSettings(epochs=cfg.epochs, batch_size=cfg.train_batch, iter_size=cfg.iter_size,
@@ -133,7 +160,8 @@ def train_settings(cfg) -> TrainSettings:
                          epochs_per_increment=cfg.epochs_per_increment, epoch_per_test=cfg.epoch_per_test,
                          checkpoint_dir=cfg.checkpoint, seed=cfg.seed, workers=usable_workers(cfg.workers), amp=cfg.amp,
                          config_text=cfg.dump(), max_minutes=cfg.max_minutes,
-                         progress_every_s=cfg.progress_every_s)
+                         progress_every_s=cfg.progress_every_s, checkpoint_every_steps=cfg.checkpoint_every_steps,
+                         max_bad_samples=cfg.max_bad_samples, max_nonfinite_steps=cfg.max_nonfinite_steps)
 
 
 def resume_command(argv: List[str], nproc: int = 0) -> str:

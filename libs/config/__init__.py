@@ -24,7 +24,7 @@ CHOICES: Dict[str, Sequence[str]] = {
 SCALAR_OR_LIST = ("trainset", "datafreq", "max_skip", "milestone")
 NON_NEGATIVE = ("max_memory_frames", "loop", "workers", "correction_rate", "weight_decay",
                 "max_skip_cap", "epochs", "seed", "max_minutes", "keep_checkpoints",
-                "progress_every_s")
+                "progress_every_s", "checkpoint_every_steps", "max_bad_samples", "max_nonfinite_steps")
 POSITIVE = ("batch_videos", "save_freq", "keydim", "valdim", "sampled_frames", "samples_per_video", "train_batch",
             "iter_size", "epochs_per_increment", "epoch_per_test", "max_training_obj", "learning_rate",
             "max_upload_mb")

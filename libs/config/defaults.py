@@ -62,6 +62,12 @@ _C.max_minutes = 0.0               # stop after this many minutes of training, s
                                    # SIGTERM (resume auto continues); 0 = no limit
 _C.keep_checkpoints = 0            # keep only the N newest checkpoint/epoch-NNNN.pth (latest.pth always
                                    # stays, so `resume auto` works); 0 = keep every epoch's checkpoint
+_C.checkpoint_every_steps = 0      # also write checkpoint/latest.pth every N optimizer steps (0 = only at
+                                   # the end of each epoch); a torchrun restart resumes from it
+_C.max_bad_samples = 0.01          # unreadable training samples tolerated per epoch (each replaced by
+                                   # another): < 1 a fraction of the epoch's clips, >= 1 a count
+_C.max_nonfinite_steps = 20        # stop after this many consecutive optimizer steps skipped for a
+                                   # non-finite loss or gradient (0 = stop at the first)
 _C.fast_training = False           # training step reads the memory with scaled_dot_product_attention;
                                    # fused optimizer step
 

@@ -72,7 +72,7 @@ class DaliRunner:
             labels[index] = part_labels.view(len(members), count, height, width, 1)
         return {"frames": frames, "masks": self._one_hot(labels[..., 0], objects),
                 "num_objects": torch.tensor([p.num_objects for p in plans], dtype=torch.long),
-                "names": [p.name for p in plans]}
+                "names": [p.name for p in plans], "bad": [record for p in plans for record in p.bad]}
 
     def _one_hot(self, labels: torch.Tensor, objects: int) -> torch.Tensor:
         """Ids [B, T, H, W] (0..k) -> float32 one-hot [B, T, objects + 1, H, W]."""

@@ -11,7 +11,7 @@ ClipTransform's steps, called in the PIL order: the functions the PIL steps draw
 augment a clip with the same random parameters.
 """
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from libs.dataset.training import MixedDataset, TrainClipDataset
+from libs.dataset.training import BadSample, MixedDataset, TrainClipDataset, read_sample_file, replace_bad
 from libs.dataset.transforms import (ClipTransform, ColourJitter, Normalize, Paired, RandomCropKeepSize,
                                      ResizePad, SelectObjects, ShrinkToCover, ToClipTensors, ToFloat,
                                      TransposePortrait, VoidToBackground, cover_size, fit_size)
@@ -53,6 +53,7 @@ class ClipPlan:
     clamp: bool = False               # jittered values clamped to [0, 1]
     num_objects: int = 0
     max_objects: int = 1
+    bad: List[Tuple[str, str]] = field(default_factory=list)   # (path, reason) of unreadable files replaced
 
     @property
     def key(self) -> Tuple[bool, bool, bool]:
@@ -254,12 +255,12 @@ def warp_mask(mask: np.ndarray, roi, work: Size, inverse: np.ndarray, fit: Size,
 
 
 def _frame_size(path: str) -> Size:
-    """(h, w) from the image file's header, or a VOSError naming the file."""
+    """(h, w) from the image file's header, or a BadSample naming the file."""
     try:
         with Image.open(path) as img:
             return img.height, img.width
     except (OSError, SyntaxError, ValueError) as err:
-        raise VOSError(f"cannot read frame {path}: {err} (missing, corrupt or not an image file)") from err
+        raise BadSample(f"cannot read frame {path}: {err} (missing, corrupt or not an image file)", path) from None
 
 
 def _encoded_sources(dataset: TrainClipDataset, video, rng) -> Tuple[List[np.ndarray], List[np.ndarray], List[str]]:
@@ -268,11 +269,11 @@ def _encoded_sources(dataset: TrainClipDataset, video, rng) -> Tuple[List[np.nda
     frames, masks, paths = [], [], []
     for index in chosen:
         path, mask_path = video.frames[index], video.annotations[index]
-        mask, _ = read_mask(mask_path)
+        mask, _ = read_sample_file(mask_path, read_mask)
         if _frame_size(path) != mask.shape:
             height, width = _frame_size(path)
-            raise VOSError(f"{path} is {width}x{height} but its mask {mask_path} is {mask.shape[1]}x"
-                           f"{mask.shape[0]}; frames and masks must have the same size")
+            raise BadSample(f"{path} is {width}x{height} but its mask {mask_path} is {mask.shape[1]}x"
+                            f"{mask.shape[0]}; frames and masks must have the same size", mask_path)
         frames.append(np.fromfile(path, dtype=np.uint8))
         masks.append(mask)
         paths.append(path)
@@ -327,8 +328,16 @@ class ClipPlanDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, idx: int) -> ClipPlan:
+    def plan(self, idx: int) -> ClipPlan:
+        """The plan of item `idx` (a BadSample when it holds an unreadable file)."""
         if not isinstance(self.dataset, MixedDataset):
             return plan_clip(self.dataset, idx)
         dataset, repeat, local = self.dataset.locate(idx)
         return plan_clip(dataset, local, repeat)
+
+    def __getitem__(self, idx: int) -> ClipPlan:
+        if not isinstance(self.dataset, MixedDataset):
+            return self.plan(idx)
+        plan, bad = replace_bad(self.plan, idx, len(self), self.dataset.seed, self.dataset.epoch)
+        plan.bad = bad      # the same replacement as the PIL backend's MixedDataset
+        return plan

@@ -5,11 +5,16 @@ Every item's randomness (frame sampling and augmentation) comes from a generator
 DataLoader's worker count or on earlier items: a resumed run at the same epoch sees the same clips.
 Call `set_epoch` before each epoch's DataLoader iteration (and do not use persistent_workers,
 whose worker copies would keep the old epoch).
+
+A clip holding an unreadable frame or mask (missing, truncated, not an image, of another size than its
+mask) raises `BadSample`; a `MixedDataset` then returns another item instead, drawn from a generator
+seeded by (seed, epoch, index, attempt), so the replacement is the same in every run and after a resume,
+and lists the files it met in the item's 'bad' entry, which `collate_clips` gathers for the trainer.
 """
 import bisect
 import contextlib
 import zlib
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import cv2
 import numpy as np
@@ -24,6 +29,41 @@ from libs.errors import VOSError
 from libs.io import read_frame, read_mask
 
 MAX_TRIES = 20   # clips drawn per item before a video whose first frames show no object is an error
+MAX_REPLACEMENTS = 10   # other items tried, one after another, for an item holding an unreadable file
+Item = TypeVar("Item")
+
+
+class BadSample(VOSError):
+    """A training frame or mask that cannot be used; `path` names it (the message says why)."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def read_sample_file(path: str, reader: Callable[[str], Item]) -> Item:
+    """`reader(path)`; its VOSError (missing, corrupt, unsupported file) becomes a BadSample naming `path`."""
+    try:
+        return reader(path)
+    except BadSample:
+        raise
+    except VOSError as err:
+        raise BadSample(str(err), path) from None
+
+
+def replace_bad(get: Callable[[int], Item], idx: int, size: int, seed: int, epoch: int
+                ) -> Tuple[Item, List[Tuple[str, str]]]:
+    """`get(idx)`, or while an item raises BadSample, `get` of an index in [0, size) drawn from a generator
+    seeded by (seed, epoch, idx, attempt); returns the item and (path, reason) of every bad file met."""
+    bad, current = [], idx
+    for attempt in range(MAX_REPLACEMENTS + 1):
+        try:
+            return get(current), bad
+        except BadSample as err:
+            bad.append((err.path, str(err)))
+        current = int(np.random.default_rng([seed, epoch, idx, attempt, 0xBAD]).integers(size))
+    raise VOSError(f"{len(bad)} training clips in a row hold unreadable files (the last: {bad[-1][1]}); "
+                   "check the training data set (see DATASET.md)")
 
 
 class _ClipDataset(Dataset):
@@ -88,10 +128,17 @@ class _ClipDataset(Dataset):
 
 
 def _check_sizes(frame: np.ndarray, mask: np.ndarray, frame_path: str, mask_path: str) -> None:
-    """A VOSError naming both files when a frame and its mask differ in size."""
+    """A BadSample naming both files when a frame and its mask differ in size."""
     if frame.shape[:2] != mask.shape[:2]:
-        raise VOSError(f"{frame_path} is {frame.shape[1]}x{frame.shape[0]} but its mask {mask_path} is "
-                       f"{mask.shape[1]}x{mask.shape[0]}; frames and masks must have the same size")
+        raise BadSample(f"{frame_path} is {frame.shape[1]}x{frame.shape[0]} but its mask {mask_path} is "
+                        f"{mask.shape[1]}x{mask.shape[0]}; frames and masks must have the same size", mask_path)
+
+
+def read_pair(frame_path: str, mask_path: str) -> Tuple[np.ndarray, Tuple[np.ndarray, Optional[List[int]]]]:
+    """A training frame [H, W, 3] and its mask ([H, W] ids, palette); a BadSample when either is unusable."""
+    frame, mask = read_sample_file(frame_path, read_frame), read_sample_file(mask_path, read_mask)
+    _check_sizes(frame, mask[0], frame_path, mask_path)
+    return frame, mask
 
 
 class TrainClipDataset(_ClipDataset):
@@ -129,8 +176,7 @@ class TrainClipDataset(_ClipDataset):
         """Read only the sampled annotated frames and their masks."""
         frames, masks = [], []
         for index in self.choose(video, rng):
-            frame, (mask, _) = read_frame(video.frames[index]), read_mask(video.annotations[index])
-            _check_sizes(frame, mask, video.frames[index], video.annotations[index])
+            frame, (mask, _) = read_pair(video.frames[index], video.annotations[index])
             frames.append(frame)
             masks.append(mask)
         return frames, masks
@@ -162,8 +208,7 @@ class StaticClipDataset(_ClipDataset):
     def _draw(self, video: Video, rng: np.random.Generator) -> Tuple[List[np.ndarray], List[np.ndarray]]:
         """Read the image and its mask, then synthesise a clip from them."""
         index = min(video.annotations)
-        image, (mask, palette) = read_frame(video.frames[index]), read_mask(video.annotations[index])
-        _check_sizes(image, mask, video.frames[index], video.annotations[index])
+        image, (mask, palette) = read_pair(video.frames[index], video.annotations[index])
         labels = mask_to_labels(mask, palette)
         if self.work_size is not None:
             image, labels = _cover(image, labels, self.work_size)
@@ -171,10 +216,12 @@ class StaticClipDataset(_ClipDataset):
 
 
 class MixedDataset(Dataset):
-    """Data sets concatenated, each repeated by its frequency; repeats draw different clips."""
+    """Data sets concatenated, each repeated by its frequency; repeats draw different clips; an item with an
+    unreadable file is replaced by another (see the module doc)."""
 
     def __init__(self, datasets: List[Dataset], datafreq: List[int]) -> None:
         self.datasets = list(datasets)
+        self.seed, self.epoch = int(getattr(self.datasets[0], "seed", 0)) if self.datasets else 0, 0
         self.parts = [(d, r) for d, freq in zip(self.datasets, datafreq) for r in range(freq)]
         self.starts = np.cumsum([0] + [len(d) for d, _ in self.parts]).tolist()
 
@@ -189,12 +236,18 @@ class MixedDataset(Dataset):
         dataset, repeat = self.parts[part]
         return dataset, repeat, idx - self.starts[part]
 
-    def __getitem__(self, idx: int) -> Dict[str, Any]:
+    def item(self, idx: int) -> Dict[str, Any]:
+        """Item `idx` as its data set returns it (a BadSample when it holds an unreadable file)."""
         dataset, repeat, local = self.locate(idx)
         return dataset.get_item(local, repeat) if hasattr(dataset, "get_item") else dataset[local]
 
+    def __getitem__(self, idx: int) -> Dict[str, Any]:
+        item, bad = replace_bad(self.item, idx, len(self), self.seed, self.epoch)
+        return {**item, "bad": bad}
+
     def set_epoch(self, epoch: int, epochs_per_increment: Optional[int] = None) -> None:
         """Forward `set_epoch` to every data set that has one."""
+        self.epoch = int(epoch)
         for dataset in self.datasets:
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(epoch, epochs_per_increment)
@@ -230,7 +283,8 @@ def build_mixed_dataset(datasets: List[Dataset], datafreq: List[int]) -> MixedDa
 
 
 def collate_clips(batch: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """Stack items: frames [B,T,3,H,W], masks [B,T,K+1,H,W], num_objects LongTensor [B], names list."""
+    """Stack items: frames [B,T,3,H,W], masks [B,T,K+1,H,W], num_objects LongTensor [B], names list, and
+    'bad': the (path, reason) of every unreadable file the items replaced."""
     shapes = {(tuple(b["frames"].shape), tuple(b["masks"].shape)) for b in batch}
     if len(shapes) != 1:
         raise VOSError(f"clips of one batch differ in shape {sorted(shapes)}; every training data set must use "
@@ -238,4 +292,4 @@ def collate_clips(batch: List[Dict[str, Any]]) -> Dict[str, Any]:
     return {"frames": torch.stack([b["frames"] for b in batch]),
             "masks": torch.stack([b["masks"] for b in batch]),
             "num_objects": torch.tensor([b["num_objects"] for b in batch], dtype=torch.long),
-            "names": [b["name"] for b in batch]}
+            "names": [b["name"] for b in batch], "bad": [record for b in batch for record in b.get("bad", ())]}

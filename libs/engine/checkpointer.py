@@ -50,10 +50,17 @@ class Checkpointer:
             if epoch is not None:
                 atomic_save(state, os.path.join(self.folder, epoch_file(epoch)))
                 self.prune(upto=epoch)
-        except OSError as err:
-            raise VOSError(f"cannot write checkpoints to {self.folder!r} ({err.strerror}); "
-                           "set `checkpoint` to a writable folder") from None
+        except (OSError, VOSError) as err:
+            cause = err.__cause__ if isinstance(err, VOSError) and err.__cause__ is not None else err
+            reason = getattr(cause, "strerror", None) or str(cause)
+            raise VOSError(f"cannot write checkpoints to {self.folder!r} ({reason}); the checkpoints already there "
+                           "are intact: free space there (or make it writable) and run again with `resume auto`, "
+                           f"or set `checkpoint` to another folder{self._resume_hint()}") from None
         return self.latest_path
+
+    def _resume_hint(self) -> str:
+        """' (with `resume <latest.pth>`)' when that file exists, else ''."""
+        return f" (with `resume {self.latest_path}`)" if os.path.isfile(self.latest_path) else ""
 
     def epoch_checkpoints(self) -> List[str]:
         """Paths of the folder's epoch-NNNN.pth files, oldest epoch first."""

@@ -1,7 +1,9 @@
-"""The training loop: cyclic loss, accumulation, checkpoints that resume exactly, signals, NaN stop.
+"""The training loop: cyclic loss, accumulation, checkpoints that resume exactly, signals, faults.
 
 Epochs are counted from 1 in everything a user reads (progress, logs, file names: epoch-0001.pth is
 written when the first epoch ends); `Trainer.epoch` is the number of finished epochs.
+Faults (libs.engine.faults): unreadable samples are replaced and counted, steps with a non-finite loss
+or gradient are skipped, and all ranks agree on both (and on stopping) at every optimizer step.
 """
 import contextlib
 import logging
@@ -18,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from libs.engine.checkpointer import Checkpointer
 from libs.engine.cyclic import CyclicObjective
+from libs.engine.faults import BadSamples, NonFiniteSteps, agree, fault_summary, step_health
 from libs.engine.schedule import EpochSampler, lr_at
 from libs.errors import VOSError
 from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
@@ -46,6 +49,9 @@ class TrainSettings:
     config_text: str = ""
     max_minutes: float = 0.0      # stop (checkpoint saved) after this many minutes of `run`; 0 = no limit
     progress_every_s: float = 30.0   # progress line interval when stderr is not a terminal
+    checkpoint_every_steps: int = 0  # also save latest.pth every N optimizer steps (0 = at epoch ends only)
+    max_bad_samples: float = 0.01    # unreadable samples tolerated per epoch: < 1 a fraction of its clips, else a count
+    max_nonfinite_steps: int = 20    # consecutive skipped (non-finite) optimizer steps before stopping
 
 
 def rng_state() -> Dict[str, Any]:
@@ -108,6 +114,7 @@ class Trainer:
         self.checkpointer = checkpointer or Checkpointer(settings.checkpoint_dir, writer=dist.is_main)
         self.sampler = EpochSampler(len(dataset), settings.seed, dist.rank, dist.world_size)
         self.epoch, self.batch, self.step = 0, 0, 0
+        self.bad, self.nonfinite = BadSamples(settings.max_bad_samples), NonFiniteSteps(settings.max_nonfinite_steps)
         self.stop_requested = False
         self.pid = os.getpid()            # the process whose signal handler stops the run (not a worker)
         self.stop_reason = ""             # why `run` stopped early ('' when it finished every epoch)
@@ -121,13 +128,25 @@ class Trainer:
         return {"state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "epoch": self.epoch, "batch": self.batch, "step": self.step, "arch": self.model.arch,
                 "max_skip": self.dataset.state_dict() if hasattr(self.dataset, "state_dict") else {},
-                "rng": rng_state(), "config": self.s.config_text}
+                "rng": rng_state(), "config": self.s.config_text, "world_size": self.dist.world_size}
 
     def save(self, epoch: Optional[int] = None) -> Optional[str]:
-        """latest.pth (and epoch-NNNN.pth for `epoch`) through the checkpointer; None off rank 0."""
-        if not self.checkpointer.writer:
-            return None
-        return self.checkpointer.save(self.state(), epoch)
+        """latest.pth (and epoch-NNNN.pth for `epoch`) through the checkpointer; None off rank 0. Every rank
+        calls it at the same step: when the writer fails (disk full), every rank raises a VOSError."""
+        path, error = None, None
+        if self.checkpointer.writer:
+            try:
+                path = self.checkpointer.save(self.state(), epoch)
+            except VOSError as err:
+                error = err
+        if self.waiting is not None:
+            failed = torch.tensor([float(error is not None)])
+            torch.distributed.all_reduce(failed, group=self.waiting)      # the gloo group: waits for a slow write
+            if failed.item() and error is None:
+                raise VOSError("rank 0 could not write a checkpoint (its error line says why); stopped")
+        if error is not None:
+            raise error
+        return path
 
     def resume(self, path: str) -> None:
         """Load a checkpoint written by `save` (weights strictly, then optimizer, position and RNG)."""
@@ -138,6 +157,11 @@ class Trainer:
             self.dataset.load_state_dict(data["max_skip"])
         set_rng_state(data["rng"])
         log.info("resumed from %s %s (optimizer step %d)", path, self.position(), self.step)
+        written = int(data.get("world_size", self.dist.world_size))
+        if written != self.dist.world_size and self.batch:
+            log.warning("%s was written by %d processes, this run has %d: the rest of epoch %d is sharded "
+                        "anew, so some of its clips may be seen twice or not at all", path, written,
+                        self.dist.world_size, self.epoch + 1)
 
     # ------------------------------------------------------------ the loop
     def _on_signal(self, signum, _frame) -> None:
@@ -148,24 +172,30 @@ class Trainer:
         self.stop_requested, self.stop_reason = True, name
 
     def _time_is_up(self) -> bool:
-        """Whether max_minutes have passed; rank 0's clock decides so that every rank stops at one step."""
-        if not self.s.max_minutes:
-            return False
-        up = time.monotonic() >= self.deadline
-        if self.dist.distributed:
-            flag = torch.tensor([float(up)], device=self.device)
-            torch.distributed.broadcast(flag, src=0)
-            up = bool(flag.item())
+        """Whether max_minutes have passed by rank 0's clock (the other ranks say no; `_agree` sums)."""
+        return bool(self.s.max_minutes) and self.dist.is_main and time.monotonic() >= self.deadline
+
+    def _agree(self, finite: bool) -> bool:
+        """One all-reduce per optimizer step: whether every rank's loss and gradients are finite; counts the
+        replaced samples of all ranks; stops every rank when one was signalled or rank 0's time is up."""
+        bad, nonfinite, stop, up = agree([self.bad.pending, not finite, self.stop_requested, self._time_is_up()],
+                                         self.device, self.dist.distributed)
+        self.bad.pending = 0
+        self.bad.add(int(bad), self.epoch + 1)
         if up:
             log.warning("max_minutes %g reached: saving a checkpoint, then stopping (resume auto continues)",
                         self.s.max_minutes)
             self.stop_reason = f"max_minutes {self.s.max_minutes:g}"
-        return up
+        if stop and not self.stop_requested:
+            self.stop_reason = self.stop_reason or "a signal to another process"
+        self.stop_requested = self.stop_requested or bool(stop or up)
+        return not nonfinite
 
     def run(self) -> None:
         """Train until `epochs`, SIGINT/SIGTERM or `max_minutes` (checkpoint saved, clean exit)."""
         self.deadline = time.monotonic() + 60.0 * self.s.max_minutes if self.s.max_minutes else float("inf")
         self.pid = os.getpid()
+        self.bad.max_bad_samples, self.nonfinite.max_consecutive = self.s.max_bad_samples, self.s.max_nonfinite_steps
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             while self.epoch < self.s.epochs and not self.stop_requested:
@@ -190,21 +220,24 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loader = self._loader()
-        bar = progress(len(loader) + self.batch, f"epoch {self.epoch + 1}/{self.s.epochs}", unit="batch",
-                       initial=self.batch, enabled=self.dist.is_main, every_s=self.s.progress_every_s)
-        accum, tic = None, time.perf_counter()
+        total = len(loader) + self.batch
+        self.bad.start_epoch(total * self.s.batch_size * self.dist.world_size)
+        self.nonfinite.epoch_count = 0
+        bar = progress(total, f"epoch {self.epoch + 1}/{self.s.epochs}", unit="batch", initial=self.batch,
+                       enabled=self.dist.is_main, every_s=self.s.progress_every_s)
+        accum, names, tic = None, [], time.perf_counter()
         for batch in loader:
             data_time = time.perf_counter() - tic
+            self.bad.note(batch.get("bad", ()))
+            names += batch["names"]
             losses = self._micro_step(batch)
             accum = losses["loss"].detach() if accum is None else accum + losses["loss"].detach()
             self.batch += 1
             if self.batch % self.s.iter_size == 0:
-                self._optimizer_step(accum / self.s.iter_size, lr, data_time, bar, losses, batch)
-                accum = None
-                if self._time_is_up():
-                    self.stop_requested = True
-                if self.stop_requested:
-                    self.save()
+                before = self.step
+                self._optimizer_step(accum / self.s.iter_size, lr, data_time, bar, losses, batch, names)
+                accum, names = None, []
+                if self._checkpoint_step(stepped=self.step != before, last=total - self.batch < self.s.iter_size):
                     bar.close()
                     return
             tic = time.perf_counter()
@@ -213,11 +246,25 @@ class Trainer:
         self.epoch, self.batch = self.epoch + 1, 0
         self._end_epoch()
 
+    def _checkpoint_step(self, stepped: bool, last: bool) -> bool:
+        """After an optimizer step: save and return True when stopping; else save latest.pth every
+        checkpoint_every_steps steps (not after the epoch's last step: the epoch's end saves)."""
+        if self.stop_requested:
+            self.save()
+            return True
+        every = self.s.checkpoint_every_steps
+        if every and stepped and not last and self.step % every == 0:
+            self.save()                 # latest.pth only: what `resume auto` and a torchrun restart continue from
+        return False
+
     def _end_epoch(self) -> None:
         """Checkpoint and (every epoch_per_test epochs) validation on rank 0; then every rank meets the
         others at a barrier whose timeout allows for the longest validation, so no rank sits in a
         training collective (NCCL aborts those after 10 minutes) while rank 0 validates."""
         self.save(self.epoch)
+        summary = fault_summary(self.bad.epoch_count, self.nonfinite.epoch_count, self.bad.files)
+        if summary and self.dist.is_main:
+            log.warning("epoch %d/%d: %s", self.epoch, self.s.epochs, summary)
         if self.validate and self.epoch % self.s.epoch_per_test == 0:
             score = self.validate(self.epoch)
             if score is not None and self.writer:
@@ -245,12 +292,19 @@ class Trainer:
             (losses["loss"] / self.s.iter_size).backward()
         return losses
 
-    def _optimizer_step(self, loss: torch.Tensor, lr: float, data_time: float, bar, losses, batch) -> None:
-        value = loss.item()                  # one host sync per optimizer step
-        if not np.isfinite(value):
-            raise VOSError(f"training loss became {value} at epoch {self.epoch + 1}, step {self.step + 1}; "
-                           f"stopped without saving. The last good checkpoint is {self.checkpointer.latest_path} "
-                           "(resume from it, perhaps with a lower learning_rate)")
+    def _optimizer_step(self, loss: torch.Tensor, lr: float, data_time: float, bar, losses, batch,
+                        names=()) -> None:
+        """Step the optimizer on the accumulated gradients, unless a rank's loss or gradient is non-finite:
+        then the whole accumulated step is skipped (gradients dropped, optimizer state untouched)."""
+        value, finite = step_health(loss, self.model.parameters())     # one host sync per optimizer step
+        finite = self._agree(finite)
+        if not finite:
+            self.optimizer.zero_grad(set_to_none=True)
+        self.nonfinite.record(finite, value, f"epoch {self.epoch + 1}/{self.s.epochs} batch {self.batch}",
+                              names, self.checkpointer.latest_path)
+        if not finite:
+            bar.update(self.s.iter_size)
+            return
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1

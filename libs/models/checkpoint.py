@@ -133,10 +133,39 @@ def _mismatch_message(path: str, model: nn.Module, state: Dict[str, torch.Tensor
     return "; ".join(parts)
 
 
+class _WriteErrors:
+    """A binary file for torch.save that keeps the OSError of a failed write (torch reports only its own
+    'unexpected pos' RuntimeError, which says nothing of a full disk)."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data) -> int:
+        """Write `data`, remembering the OSError if it fails."""
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        """Flush the file."""
+        self.handle.flush()
+
+
 def atomic_save(obj: Any, path: str) -> None:
-    """torch.save to a temp file in the same folder, then rename: a crash never leaves half a file."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save to a temp file in the same folder, synced to disk, then rename: a crash, a full disk or an
+    I/O error never leaves half a file, and the file it would replace stays (VOSError naming `path`)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        sink = _WriteErrors(handle)
+        try:
+            torch.save(obj, sink)
+        except RuntimeError:
+            if sink.error is None:
+                raise
+            raise sink.error from None
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def save_weights(model: nn.Module, path: str, **extra: Any) -> None:

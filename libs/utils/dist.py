@@ -34,9 +34,17 @@ def init_distributed(use_cuda: bool, backend: str = "nccl", init_method: str = "
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if use_cuda:
         torch.cuda.set_device(local)
-    dist.init_process_group(backend=backend if use_cuda else "gloo", init_method=init_method,
+    dist.init_process_group(backend=backend if use_cuda else "gloo", store=attempt_store(init_method, rank, world),
                             rank=rank, world_size=world)
     return DistInfo(rank, world, local)
+
+
+def attempt_store(init_method: str, rank: int, world: int) -> dist.Store:
+    """The rendezvous store of `init_method`, its keys prefixed by torchrun's restart count: with c10d
+    rendezvous the workers of every attempt share the agent's store, and a restarted group would
+    otherwise read the gloo addresses that the dead workers of an earlier attempt left there."""
+    store, _, _ = next(dist.rendezvous(init_method, rank, world))
+    return dist.PrefixStore(f"attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/", store)
 
 
 # How long ranks wait for rank 0 at the end of an epoch (checkpoint + validation). NCCL gives its

@@ -276,6 +276,24 @@ def test_unreadable_or_mismatched_frames_are_errors_naming_the_files(tmp_path):
         ClipPlanDataset(video_dataset([odd]))[0]
 
 
+@needs_dali
+def test_planning_replaces_unreadable_clips_as_the_pil_backend_does(tmp_path):
+    from libs.dataset.dali_plan import ClipPlanDataset
+
+    broken, good = write_video(str(tmp_path), "broken", num_frames=3), write_video(str(tmp_path), "good", num_frames=3)
+    for t in range(3):
+        with open(broken.frames[t], "wb") as handle:
+            handle.write(b"not a jpeg")
+    mixed = build_mixed_dataset([video_dataset([broken, good])], [1])
+    mixed.set_epoch(2)
+    plans = ClipPlanDataset(mixed)
+    for index in range(len(mixed)):
+        plan, item = plans[index], mixed[index]
+        assert plan.name == item["name"] == "good"
+        assert [path for path, _ in plan.bad] == [path for path, _ in item["bad"]]       # the same files met
+        assert bool(plan.bad) == (index % 2 == 0) and all("broken" in path for path, _ in plan.bad)
+
+
 def test_without_dali_the_error_says_what_to_install(monkeypatch):
     from libs.utils.dali import require_dali
 

@@ -215,3 +215,27 @@ def test_synthetic_videos_from_the_reader_feed_training(tmp_path):
     reader = get_dataset_class("SYNTHETIC")(str(tmp_path), "train")
     item = make_dataset(reader.videos, name="SYNTHETIC")[1]
     assert item["frames"].shape == (3, 3, *SIZE) and 1 <= item["num_objects"] <= 2
+
+
+def test_unreadable_files_are_replaced_the_same_way_every_time_and_named(tmp_path):
+    walk, jump, run = (write_video(str(tmp_path), name, num_frames=4) for name in ("walk", "jump", "run"))
+    with open(walk.frames[1], "wb") as handle:                   # truncated image
+        handle.write(open(jump.frames[1], "rb").read()[:60])
+    with open(walk.annotations[2], "wb") as handle:              # not an image at all
+        handle.write(b"garbage")
+    os.remove(walk.frames[3])                                    # gone since the data set was listed
+    os.remove(walk.frames[0])
+    mixed = build_mixed_dataset([make_dataset([walk, jump, run], sampled_frames=2, max_skip=1)], [1])
+    mixed.set_epoch(1)
+    item = mixed[0]                                              # item 0 is a clip of 'walk': replaced
+    assert item["name"] != "walk" and item["bad"]
+    assert {path for path, _ in item["bad"]} <= {walk.frames[1], walk.annotations[2], walk.frames[3], walk.frames[0]}
+    assert all(path in reason and ("cannot read" in reason or "does not exist" in reason)
+               for path, reason in item["bad"])
+    again = mixed[0]
+    assert same_item(item, again) and item["bad"] == again["bad"]
+    assert mixed[1]["bad"] == []
+    batch = next(iter(DataLoader(mixed, batch_size=3, num_workers=1, collate_fn=collate_clips)))
+    assert batch["bad"] == item["bad"] and torch.equal(batch["frames"][0], item["frames"])   # through a worker
+    with pytest.raises(training.BadSample, match="walk"):         # a single data set still raises
+        mixed.datasets[0].get_item(0)

@@ -63,7 +63,7 @@ def test_bad_keep_and_unwritable_folder_are_clear_errors(tmp_path):
     with pytest.raises(VOSError, match="keep_checkpoints must be >= 0"):
         Checkpointer(str(tmp_path), keep=-1)
     (tmp_path / "file").write_text("")
-    with pytest.raises(VOSError, match="cannot write .*file/ckpt/latest.pth"):
+    with pytest.raises(VOSError, match=r"cannot write checkpoints to .*file/ckpt' \(Not a directory\)"):
         Checkpointer(str(tmp_path / "file" / "ckpt")).save(STATE, 1)
 
 
@@ -89,3 +89,25 @@ def test_the_quickstart_keeps_the_checkpoint_it_tests_and_latest(tmp_path):
     for epoch in range(1, cfg.epochs + 1):
         ckpt.save(STATE, epoch)
     assert sorted(os.listdir(tmp_path)) == [f"epoch-{cfg.epochs:04d}.pth", "latest.pth"]
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint_and_names_the_folder(tmp_path, monkeypatch):
+    import errno
+    import libs.models.checkpoint as checkpoint
+
+    ckpt = Checkpointer(str(tmp_path))
+    ckpt.save(STATE, 1)
+    before = sorted(os.listdir(tmp_path))
+
+    def disk_full(self, data):
+        self.error = OSError(errno.ENOSPC, "No space left on device")
+        raise self.error
+    monkeypatch.setattr(checkpoint._WriteErrors, "write", disk_full)     # torch.save then fails as on a full disk
+    with pytest.raises(VOSError) as err:
+        ckpt.save({**STATE, "epoch": 2}, 2)
+    assert str(err.value) == (f"cannot write checkpoints to {str(tmp_path)!r} (No space left on device); the "
+                              "checkpoints already there are intact: free space there (or make it writable) and run "
+                              "again with `resume auto`, or set `checkpoint` to another folder (with `resume "
+                              f"{tmp_path / 'latest.pth'}`)")
+    assert sorted(os.listdir(tmp_path)) == before                       # no temporary file left
+    assert torch.load(ckpt.latest(), weights_only=True)["epoch"] == 1

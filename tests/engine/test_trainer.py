@@ -1,4 +1,5 @@
 """Training: the cyclic loss learns, checkpoints resume exactly, NaN stops, DDP keeps ranks equal."""
+import copy
 import os
 import subprocess
 import sys
@@ -185,17 +186,37 @@ def test_resume_from_epoch_checkpoint_equals_uninterrupted(data_root, tmp_path, 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_nan_loss_stops_and_keeps_last_checkpoint(data_root, tmp_path):
+def test_nan_loss_steps_are_skipped_and_too_many_in_a_row_stop(data_root, tmp_path, caplog):
     trainer = make_trainer(data_root, str(tmp_path), epochs=2)
-    trainer.s.epochs = 1
+    trainer.s.epochs, trainer.s.max_nonfinite_steps = 1, 2
     trainer.run()
     before = open(tmp_path / "latest.pth", "rb").read()
+    weights, adam = _params(trainer.model), copy.deepcopy(trainer.optimizer.state_dict())
     trainer.s.epochs = 2
     forward = trainer.objective.forward
     trainer.wrapped.forward = lambda *a: {**forward(*a), "loss": forward(*a)["loss"] * float("nan")}
-    with pytest.raises(VOSError, match="training loss became nan at epoch 2"):
+    with pytest.raises(VOSError, match=r"2 optimizer step\(s\) in a row had a non-finite loss or gradient \(the last "
+                       r"at epoch 2/2 batch 4, loss nan\), max_nonfinite_steps is 2; stopped without saving"):
         trainer.run()
-    assert open(tmp_path / "latest.pth", "rb").read() == before
+    assert "at epoch 2/2 batch 2: optimizer step skipped (clips of this process: synth-train-00" in caplog.text
+    assert open(tmp_path / "latest.pth", "rb").read() == before          # nothing saved
+    after = _params(trainer.model)                                       # no update: no NaN in the weights
+    assert all(torch.equal(weights[k], after[k]) for k in weights) and trainer.step == 2
+    assert all(p.grad is None for p in trainer.model.parameters())
+    state = trainer.optimizer.state_dict()["state"]                     # the Adam moments and counts untouched
+    assert state.keys() == adam["state"].keys()
+    assert all(torch.equal(state[i][k], adam["state"][i][k]) for i in state for k in state[i])
+
+
+def test_checkpoint_every_steps_saves_latest_between_epochs(data_root, tmp_path):
+    trainer = make_trainer(data_root, str(tmp_path), epochs=1)
+    trainer.s.checkpoint_every_steps = 1
+    saved = []
+    save = trainer.checkpointer.save
+    trainer.checkpointer.save = lambda state, epoch=None: (saved.append((state["step"], state["batch"], epoch)),
+                                                           save(state, epoch))[1]
+    trainer.run()
+    assert saved == [(1, 2, None), (2, 0, 1)]      # after step 1 (mid-epoch), then at the epoch end only
 
 
 def test_resume_of_weights_only_file_is_refused(data_root, tmp_path):
