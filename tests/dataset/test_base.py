@@ -41,7 +41,9 @@ def test_folder_set_with_every_frame_annotated_is_scored_per_video_folder(tmp_pa
     reader = FolderDataset(root, "val")
     assert isinstance(reader, EvaluationSet) and reader.results_subdir == ""
     assert reader.scoring() == Scoring(SCORE_DAVIS, {v: os.path.join(root, "Annotations", v)
-                                                     for v in ("synth-val-000", "synth-val-001")})
+                                                     for v in ("synth-val-000", "synth-val-001")},
+                                       **reader.score_names())
+    assert reader.scoring().results_name == "FOLDER"       # score files named after the set, not "val"
     os.remove(os.path.join(root, "Annotations", "synth-val-001", "00002.png"))
     assert FolderDataset(root, "val").scoring() == Scoring(SCORE_NONE)
 

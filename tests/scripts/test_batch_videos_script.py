@@ -64,7 +64,7 @@ def test_batched_run_writes_the_masks_of_the_single_run(runs, single, batched, l
     for name in (single, batched):
         run = jobs[name].result()
         assert run.returncode == 0, run.describe()
-        assert os.path.isfile(base / name / "FOLDER" / "global_results-val.csv")
+        assert os.path.isfile(base / name / "FOLDER" / "global_results-FOLDER.csv")
     # loop 0 on the exact path agrees on every pixel here; only a tie flipped by the rounding of a
     # batched operation may differ, hence the bound rather than equality
     assert agreement(_labels(base, single, videos), _labels(base, batched, videos)) >= least
