@@ -9,7 +9,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-torch.set_num_threads(2)
+# two threads unless the run sets its own count (`OMP_NUM_THREADS=1 pytest` runs everything on one thread)
+if "OMP_NUM_THREADS" not in os.environ:
+    torch.set_num_threads(2)
 
 
 def pytest_collection_modifyitems(config, items):
