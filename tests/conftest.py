@@ -9,7 +9,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-torch.set_num_threads(2)
+# two threads unless the run sets its own count (`OMP_NUM_THREADS=1 pytest` runs everything on one thread);
+# one per worker under pytest-xdist (`pytest -n 2`), whose workers share the cores
+if "OMP_NUM_THREADS" not in os.environ:
+    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -77,9 +77,15 @@ def reference_video(net, frames, first_mask, save_freq, loop, rate):
         written.append(out)
         if t % save_freq == 0:
             for _ in range(loop):
-                tmp = out.detach().clone().requires_grad_(True)
-                k, v = _memorize(net, frames[t:t + 1], tmp, K)
-                back = torch.softmax(_segment(net, frames[0:1], k, v, K), dim=1)
-                grad, = torch.autograd.grad(_loss(back, first_mask, K), tmp)
-                out = out - rate * grad
+                out = reference_correction(net, frames[t:t + 1], out, frames[0:1], first_mask, rate)
     return torch.cat(written)
+
+
+def reference_correction(net, frame, out, ref_frame, ref_mask, rate):
+    """One correction iteration of the original: out [1, K+1, H, W] -> out - rate x d loss / d out."""
+    K = ref_mask.shape[1] - 1
+    tmp = out.detach().clone().requires_grad_(True)
+    k, v = _memorize(net, frame, tmp, K)
+    back = torch.softmax(_segment(net, ref_frame, k, v, K), dim=1)
+    grad, = torch.autograd.grad(_loss(back, ref_mask, K), tmp)
+    return out - rate * grad

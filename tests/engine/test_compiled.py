@@ -119,16 +119,21 @@ def inductor_runs(model):
     kwargs = dict(save_freq=2, loop=1, correction_rate=50.0)
     compiled = InferenceEngine(model, fast=True, compile=True, **kwargs)
     return dict(plain=_run(InferenceEngine(model, **kwargs), frames, mask),
+                uncorrected=_run(InferenceEngine(model, save_freq=2), frames, mask),
                 fast=_run(InferenceEngine(model, fast=True, **kwargs), frames, mask),
                 compiled=_run(compiled, frames, mask), engine=compiled)
 
 
 def test_inductor_compiled_engine_writes_the_plain_paths_masks(inductor_runs):
+    """Probabilities, not labels, are compared: random weights leave near-ties that any rounding may flip. On
+    these unsaturated weights the chain of rate-50 corrections does not amplify rounding (fast and plain
+    differ by 5e-7, measured), so the bound is 2000x that, and far below the corrections' own effect (0.02)."""
     plain, fast, compiled = inductor_runs["plain"], inductor_runs["fast"], inductor_runs["compiled"]
     assert compiled.shape == plain.shape == (8, 3, H, W)
     later = plain[1:]
     assert ((later > 0.01) & (later < 0.99)).float().mean() > 0.3       # not saturated: differences would show
-    assert (compiled.argmax(1) == plain.argmax(1)).float().mean() >= 0.995
+    assert (plain - inductor_runs["uncorrected"]).abs().max() > 5e-3    # the corrections changed later frames
+    assert (compiled - plain).abs().max() < 1e-3
     assert (compiled - fast).abs().max() < 1e-3                         # the same function, fused differently
     assert inductor_runs["engine"].bank.capacity == 8 and inductor_runs["engine"].bank.frame_ids == [0, 2, 4, 6]
 

@@ -1,7 +1,10 @@
 """DDP: while rank 0 validates (longer than the collectives' timeout), the other ranks wait at a barrier
-instead of timing out in the next epoch's first collective. Two gloo processes on the CPU."""
+instead of timing out in the next epoch's first collective. Two gloo processes on the CPU.
+
+Robust by design on a loaded machine: the processes meet through a file in the test's own folder (no TCP port
+that another process could take between choosing and binding it), wait for each other before the group
+exists, and the collectives' timeout leaves seconds for a rank that the scheduler holds back."""
 import os
-import socket
 import time
 from datetime import timedelta
 
@@ -15,8 +18,8 @@ from libs.engine.trainer import Trainer, TrainSettings
 from libs.utils.dist import DistInfo
 from tests.engine.tiny_training import TinyClips, TinyObjective
 
-COLLECTIVE_TIMEOUT_S = 4      # the default group's timeout here (NCCL's is 10 minutes)
-VALIDATION_S = 10             # rank 0's validation after epoch 1 takes longer than that
+COLLECTIVE_TIMEOUT_S = 8      # the default group's timeout here (NCCL's is 10 minutes); a tiny step takes ms
+VALIDATION_S = 14             # rank 0's validation after epoch 1 takes longer than that
 
 
 def _wait_for_each_other(folder: str, rank: int, world: int) -> None:
@@ -26,10 +29,10 @@ def _wait_for_each_other(folder: str, rank: int, world: int) -> None:
         time.sleep(0.05)
 
 
-def _worker(rank: int, world: int, port: int, folder: str) -> None:
+def _worker(rank: int, world: int, folder: str) -> None:
     torch.set_num_threads(1)
     _wait_for_each_other(folder, rank, world)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+    dist.init_process_group("gloo", init_method=f"file://{os.path.join(folder, 'store')}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S))
     objective = TinyObjective()
     settings = TrainSettings(epochs=2, batch_size=1, iter_size=1, learning_rate=0.01, gamma=0.1, milestones=(),
@@ -49,15 +52,9 @@ def _worker(rank: int, world: int, port: int, folder: str) -> None:
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_other_ranks_wait_for_a_validation_longer_than_the_collective_timeout(tmp_path):
     start = time.monotonic()
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pth", weights_only=True) for r in (0, 1))
     assert (r0["epoch"], r0["step"]) == (r1["epoch"], r1["step"]) == (2, 4)
     assert torch.equal(r0["weight"], r1["weight"])

@@ -1,23 +1,28 @@
-"""benchmarks/engine_speed.py --tiny runs on a CPU and prints the engine and training tables."""
+"""benchmarks/engine_speed.py --tiny runs on a CPU and prints the engine and training tables (run in this
+process: the command line is parsed and its errors printed as from a shell)."""
 import os
 import re
-import subprocess
-import sys
+
+import pytest
+
+from tests.inprocess import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "benchmarks", "engine_speed.py")
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, SCRIPT, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+@pytest.fixture
+def run(capsys):
+    """run(*args): `python benchmarks/engine_speed.py ARGS` in this process."""
+    return lambda *args: run_main(SCRIPT, list(args), capsys)
 
 
 def _cells(line):
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def test_tiny_run_prints_both_paths_and_training_rows():
-    done = _run("--tiny", "--ops")
+def test_tiny_run_prints_both_paths_and_training_rows(run):
+    done = run("--tiny", "--ops")
     assert done.returncode == 0, done.stderr
     engine, train = {}, []
     for line in done.stdout.splitlines():
@@ -36,15 +41,15 @@ def test_tiny_run_prints_both_paths_and_training_rows():
         assert float(c[3]) > 0 and abs(float(c[4]) - int(c[1]) / float(c[3])) < 0.02 * float(c[4]) + 0.01
 
 
-def test_unknown_path_is_a_one_line_error():
-    done = _run("--tiny", "--paths", "plain,quick")
+def test_unknown_path_is_a_one_line_error(run):
+    done = run("--tiny", "--paths", "plain,quick")
     assert done.returncode == 2
     assert done.stderr.strip() == ("error: --paths: unknown path(s) quick; known: plain, fast, fast-bf16, compiled, "
                                    "compiled-bf16")
 
 
-def test_long_mode_prints_the_memory_curve_with_bounded_memory():
-    done = _run("--tiny", "--long", "7", "--every", "3", "--max_memory_frames", "2", "--paths", "fast")
+def test_long_mode_prints_the_memory_curve_with_bounded_memory(run):
+    done = run("--tiny", "--long", "7", "--every", "3", "--max_memory_frames", "2", "--paths", "fast")
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("long |")]
     assert [_cells(line)[3] for line in lines] == ["frame 3", "frame 6"]
@@ -52,8 +57,8 @@ def test_long_mode_prints_the_memory_curve_with_bounded_memory():
     assert all(re.fullmatch(r"resident \d+ MiB", _cells(line)[6]) for line in lines)
 
 
-def test_read_mode_times_both_memory_reads():
-    done = _run("--tiny", "--read", "2,3")
+def test_read_mode_times_both_memory_reads(run):
+    done = run("--tiny", "--read", "2,3")
     assert done.returncode == 0, done.stderr
     rows = [_cells(line) for line in done.stdout.splitlines() if re.match(r"\| \d+ \| \d+ \|", line)]
     assert [(r[0], r[1], r[2]) for r in rows] == [("2", "56", "plain"), ("2", "56", "fast"),

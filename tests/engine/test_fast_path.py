@@ -35,10 +35,12 @@ def _run(engine, frames, given):
 
 
 def _assert_same(plain, fast):
+    """Equal probabilities up to fp32 rounding (<= 5e-7 measured, also through rate-50 correction chains on
+    these unsaturated weights). Labels are not compared: random weights leave near-ties that any rounding
+    may flip."""
     for a, b in zip(plain, fast):
         assert a.shape == b.shape
-        assert torch.allclose(a, b, atol=1e-4)
-        assert (a.argmax(1) == b.argmax(1)).float().mean() >= 0.999
+        assert (a - b).abs().max() <= 1e-4
 
 
 @pytest.mark.parametrize("loop,max_memory_frames", [(0, 0), (2, 0), (0, 2), (2, 2)])
@@ -181,10 +183,12 @@ def test_bf16_fast_path_on_the_cpu_stays_close_to_fp32(model, loop):
     bf16 = torch.cat(_run(engine, frames, {0: mask}))      # with loop 2: bf16 memory read by the fp32 reference
     assert bf16.dtype == torch.float32 and engine.bank.key.dtype == torch.bfloat16
     assert torch.allclose(bf16.sum(1), torch.ones_like(bf16[:, 0]), atol=1e-3)
-    # random weights leave most pixels near ties (see the first test), so bf16 rounding flips some; on the
-    # quickstart's trained model the bf16 path labels 99.95 % of pixels as fp32 does (README)
-    assert (fp32.argmax(1) == bf16.argmax(1)).float().mean() >= 0.85
-    assert (fp32 - bf16).abs().mean() < 0.05
+    # probabilities, not labels: random weights leave most pixels near ties (see the first test), so bf16
+    # rounding flips ~10 % of the labels; the probabilities stay within a few bf16 steps (2^-8 = 0.004) of
+    # fp32's (max 0.004, mean 0.0004 measured). On the quickstart's trained model the bf16 path labels 99.95 %
+    # of pixels as fp32 does (README).
+    assert (fp32 - bf16).abs().max() < 0.03
+    assert (fp32 - bf16).abs().mean() < 0.004
 
 
 @pytest.fixture
@@ -215,11 +219,11 @@ def _mean_iou(a, b, objects=2):
 @pytest.mark.gpu
 @pytest.mark.parametrize("loop", [0, 2])
 def test_plain_path_on_cuda_is_exact(model, cuda_model, loop):
-    """The exact mode: TF32 off while it runs, so the GPU writes the CPU's masks."""
+    """The exact mode: TF32 off while it runs, so the GPU writes the CPU's probabilities up to fp32 rounding
+    (labels are not compared: random weights leave near-ties that the devices' different kernels may flip)."""
     frames, mask = _clip(8)
     cpu, gpu = _cuda_probs(model, loop, frames, mask), _cuda_probs(cuda_model, loop, frames, mask)
     assert torch.allclose(cpu, gpu, atol=1e-4)
-    assert (cpu.argmax(1) == gpu.argmax(1)).float().mean() >= (1.0 if loop == 0 else 0.9999)
     assert torch.backends.cudnn.conv.fp32_precision == "tf32"               # the user's setting is back
 
 

@@ -3,20 +3,21 @@ import numpy as np
 import pytest
 import torch
 
+from libs.engine.correction import correct_prediction
 from libs.engine.inference import InferenceEngine, merge_given, segment_video
 from libs.engine.preprocess import Letterbox
 from libs.models.stm import STM
-from tests.engine.reference_loop import reference_video
+from tests.engine.reference_loop import reference_correction, reference_video
 
 H, W = 48, 80
 
 
 def _model(seed=0, arch="resnet18"):
+    """A random STM as initialised: its probabilities stay away from 0 and 1, so a wrong memory shows as a
+    difference. (Weights scaled up saturate the net, and a rate-50 correction then turns fp32 rounding, which
+    differs between CPUs and thread counts, into flipped pixels.)"""
     torch.manual_seed(seed)
-    model = STM(arch, keydim=32, valdim=64).eval()
-    for p in model.parameters():  # make the decoder's output depend on the memory visibly
-        p.data.mul_(1.5)
-    return model
+    return STM(arch, keydim=32, valdim=64).eval()
 
 
 def _clip(num_frames=7, seed=0):
@@ -35,19 +36,60 @@ def _run(engine, frames, mask):
     return torch.cat(outs)
 
 
-@pytest.mark.parametrize("save_freq,loop", [(2, 0), (3, 2)])
-def test_engine_equals_reference_loop(save_freq, loop):
-    model = _model()
-    frames, mask = _clip()
-    ours = _run(InferenceEngine(model, save_freq=save_freq, loop=loop, correction_rate=50.0), frames, mask)
-    ref = reference_video(model, frames, mask, save_freq, loop, 50.0)
+def _unsaturated(probs):
+    """Share of probabilities strictly between 0.01 and 0.99."""
+    return ((probs > 0.01) & (probs < 0.99)).float().mean()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """(model, frames, mask, ref): ref(save_freq, loop) is the reference loop's output on the 7-frame clip at
+    rate 50, computed once per argument pair."""
+    model, (frames, mask), cache = _model(), _clip(), {}
+
+    def ref(save_freq, loop):
+        if (save_freq, loop) not in cache:
+            cache[save_freq, loop] = reference_video(model, frames, mask, save_freq, loop, 50.0)
+        return cache[save_freq, loop]
+    return model, frames, mask, ref
+
+
+@pytest.mark.parametrize("save_freq", [2, 3])
+def test_engine_equals_reference_loop_without_correction(reference, save_freq):
+    model, frames, mask, reference_of = reference
+    ours = _run(InferenceEngine(model, save_freq=save_freq, loop=0), frames, mask)
+    ref = reference_of(save_freq, 0)
     assert ours.shape == ref.shape == (7, 3, H, W)
-    close = (ours - ref).abs() <= 2e-3                                     # [7, 3, H, W]
-    if loop == 0:
-        assert close.all()
-    else:   # each correction step at a high rate amplifies fp32 rounding: a few pixels may flip
-        assert close.float().mean() > 0.999
-    assert (ours.argmax(1) == ref.argmax(1)).float().mean() > 0.999
+    assert _unsaturated(ref[1:]) > 0.5                             # a wrong memory would show
+    assert (ours - ref).abs().max() <= 1e-5                         # fp32 rounding only (5e-7 measured)
+
+
+def test_one_correction_iteration_equals_the_reference():
+    """Teacher-forced: the same prediction in, one iteration at rate 50 out, so nothing earlier in a chain
+    amplifies rounding; the reference's step and the engine's differ by fp32 rounding times the rate."""
+    model = _model()
+    frames, mask = _clip(num_frames=3)
+    with torch.no_grad():
+        probs = _run(InferenceEngine(model, save_freq=2), frames, mask)[2:3]     # [1, 3, H, W] frame 2
+        ref_query = model.encode_query(frames[0:1])
+    ours = correct_prediction(model, frames[2:3], probs, ref_query=ref_query, ref_mask=mask, num_objects=2,
+                              loop=1, rate=50.0, out_size=(H, W))
+    ref = reference_correction(model, frames[2:3], probs, frames[0:1], mask, 50.0)
+    assert (ref - probs).abs().max() > 1e-3                          # the iteration moves the prediction
+    assert (ours - ref).abs().max() <= 1e-5
+
+
+def test_correction_chain_stays_within_rounding_of_the_reference(reference):
+    """The long chain: 2 iterations at rate 50 every 3rd frame, each corrected prediction memorised by the
+    next frame, so every iteration multiplies the paths' fp32 rounding differences (which depend on the CPU
+    and its threads). On these unsaturated weights the chain stays within 5.4e-7 of the reference (measured
+    with 1 and 2 threads); the bound tolerates about 200x that. Labels are not compared: random weights leave
+    near-ties between objects that a rounding difference may flip."""
+    model, frames, mask, reference_of = reference
+    ours = _run(InferenceEngine(model, save_freq=3, loop=2, correction_rate=50.0), frames, mask)
+    ref, plain = reference_of(3, 2), reference_of(3, 0)
+    assert (ref[4:] - plain[4:]).abs().max() > 1e-3                 # the corrections changed later frames
+    assert (ours - ref).abs().max() <= 1e-4
 
 
 def test_memory_schedule_stores_every_save_freq_frames():

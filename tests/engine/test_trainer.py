@@ -229,7 +229,7 @@ def test_resume_of_weights_only_file_is_refused(data_root, tmp_path):
 
 @pytest.mark.slow
 def test_ddp_two_gloo_processes_keep_parameters_equal(data_root, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            os.path.join(ROOT, "tests", "engine", "ddp_worker.py"), data_root, str(tmp_path)]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
     subprocess.run(cmd, check=True, cwd=ROOT, env=env, timeout=300, capture_output=True)
