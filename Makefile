@@ -26,7 +26,7 @@ setup-browser:
 	else echo "chromium: not installed; run 'sudo make setup-browser' for the browser test"; fi
 
 test: setup
-	$(PY) -m pytest -q --durations=15 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 quickstart: setup
 	$(PY) -m libs.quickstart --out quickstart
