@@ -6,7 +6,7 @@ import torch
 
 from libs.engine.correction import as_dtype
 from libs.engine.losses import bootstrapped_cross_entropy, iou_loss
-from libs.engine.steps import RECOMPILE_LIMIT, memory_step
+from libs.engine.steps import compile_steps, memory_step
 from libs.models.stm import STM, QueryFeatures
 
 
@@ -60,15 +60,8 @@ class BatchedSteps:
                  sdpa: bool = True):
         self.sdpa = sdpa
         self.graphs = compile and cuda and backend == "inductor"
-        self._memory, self._segment, self._correct = memory_step, batched_segment_step, batched_correction_step
-        if compile:
-            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-            options = dict(fullgraph=True, dynamic=False, backend=backend)
-            if backend == "inductor":
-                options["mode"] = "reduce-overhead" if cuda else "default"
-            self._memory = torch.compile(memory_step, **options)
-            self._segment = torch.compile(batched_segment_step, **options)
-            self._correct = torch.compile(batched_correction_step, **options)
+        steps = (memory_step, batched_segment_step, batched_correction_step)
+        self._memory, self._segment, self._correct = compile_steps(steps, backend, cuda) if compile else steps
 
     def memory(self, model: STM, frame: torch.Tensor, probs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """frame [B, 3, H, W], objects' probabilities [B, K, H, W] -> key, value [B, K, hw, C]."""

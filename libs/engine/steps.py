@@ -30,6 +30,16 @@ def segment_step(model: STM, frame: torch.Tensor, mem_key: torch.Tensor, mem_val
     return torch.softmax(logits, dim=1)             # fp32: decode's softmax and soft aggregation are fp32
 
 
+def compile_steps(steps: Tuple[Callable, ...], backend: Union[str, Callable], cuda: bool) -> Tuple[Callable, ...]:
+    """Each step compiled with fixed shapes and no graph breaks (on CUDA with inductor: CUDA graphs); the
+    recompile limit is raised to RECOMPILE_LIMIT graphs per step."""
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    options = dict(fullgraph=True, dynamic=False, backend=backend)
+    if backend == "inductor":
+        options["mode"] = "reduce-overhead" if cuda else "default"
+    return tuple(torch.compile(step, **options) for step in steps)
+
+
 class FastSteps:
     """The three steps of the fast path: eager, or compiled (`backend`: 'inductor' or a torch.compile
     backend, e.g. one that counts compilations in a test). On CUDA, inductor uses CUDA graphs: outputs
@@ -39,17 +49,8 @@ class FastSteps:
     def __init__(self, compile: bool = False, backend: Union[str, Callable] = "inductor", cuda: bool = False):
         self.compiled = compile
         self.graphs = compile and cuda and backend == "inductor"
-        if not compile:
-            self._memory, self._segment, self._correct = memory_step, segment_step, correction_step
-            return
-        limit = torch._dynamo.config.recompile_limit
-        torch._dynamo.config.recompile_limit = max(limit, RECOMPILE_LIMIT)
-        options = dict(fullgraph=True, dynamic=False, backend=backend)
-        if backend == "inductor":
-            options["mode"] = "reduce-overhead" if cuda else "default"
-        self._memory = torch.compile(memory_step, **options)
-        self._segment = torch.compile(segment_step, **options)
-        self._correct = torch.compile(correction_step, **options)
+        steps = (memory_step, segment_step, correction_step)
+        self._memory, self._segment, self._correct = compile_steps(steps, backend, cuda) if compile else steps
 
     def memory(self, model: STM, frame: torch.Tensor, probs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """`memory_step`; its outputs are copied into the bank before the next step runs."""
