@@ -17,6 +17,7 @@ from libs.runner import ResultWriter, segment_and_write
 from libs.runner import live
 from libs.runner.live import (LIVE_MEMORY_FRAMES, LiveVideo, LiveWindow, fit_first_mask, live_memory_bound,
                               stop_on_sigint)
+from tests.watch import record_bank_sizes
 
 CPU = torch.device("cpu")
 SIZE = (32, 48)
@@ -53,16 +54,9 @@ def test_frames_of_unknown_number_run_through_the_loop_with_a_bounded_bank(tmp_p
     torch.manual_seed(0)
     from libs.models import STM
 
-    engine = InferenceEngine(STM("resnet18", 8, 16).eval(), save_freq=1, loop=0, max_memory_frames=2)
     sizes = []
-    step = engine.step
-
-    def watched(*args, **kwargs):
-        out = step(*args, **kwargs)
-        sizes.append(len(engine.bank))
-        return out
-
-    engine.step = watched
+    engine = record_bank_sizes(InferenceEngine(STM("resnet18", 8, 16).eval(), save_freq=1, loop=0,
+                                               max_memory_frames=2), sizes)
     first = np.zeros(SIZE, np.uint8)
     first[8:20, 10:30] = 1
     writer = ResultWriter(str(tmp_path), "index", davis_palette())

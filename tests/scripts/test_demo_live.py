@@ -19,6 +19,7 @@ from PIL import Image
 from conftest import DEMO_CMD, FRAME_SIZE, REPO, TINY, agreement, read_png
 from libs.dataset.synthetic import write_video_file
 from libs.io import davis_palette
+from tests.watch import record_bank_sizes
 
 SUMMARY = re.compile(r"live: (\d+) frames segmented at ([\d.]+) FPS; dropped (\d+) of (\d+) captured frames "
                      r"\(source ([\d.]+) FPS\); (stopped|end of stream) after [\d.]+ s")
@@ -77,17 +78,8 @@ def test_stream_is_segmented_as_it_comes_with_a_bounded_memory(tmp_path, demo_mo
     build = demo_module.build_engine
 
     def watched_build(cfg, model):
-        engine = build(cfg, model)
-        step = engine.step
-
-        def watched_step(*args, **kwargs):
-            out = step(*args, **kwargs)
-            sizes.append(len(engine.bank))
-            return out
-
-        engine.step = watched_step
-        engines.append(engine)
-        return engine
+        engines.append(record_bank_sizes(build(cfg, model), sizes))
+        return engines[-1]
 
     monkeypatch.setattr(demo_module, "build_engine", watched_build)
     _run_main(demo_module, monkeypatch, *TINY, "loop", 0, "video_path", video, "mask_path", small, "live", True,
