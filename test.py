@@ -6,8 +6,8 @@ import logging
 import os
 
 from libs.dataset.build import build_eval_dataset
-from libs.engine import build_set_engine
 from libs.errors import VOSError
+from libs.inference import build_backend, build_core
 from libs.io.dali_decode import build_frame_decoder
 from libs.models import build_model
 from libs.runner import check_writable, run_and_score
@@ -52,12 +52,12 @@ def main() -> None:
     if not cfg.initial:
         log.warning("`initial` is empty: testing an UNTRAINED network (pass initial model.pth)")
     model = build_model(cfg).to(device).eval()
-    engine = build_set_engine(cfg, model, len(dataset.videos))
+    core = build_core(cfg, build_backend(cfg, model), len(dataset.videos))
     log.info("%s %s: %d videos, arch %s, loop %d, on %s", cfg.valset, cfg.valsplit, len(dataset.videos),
              cfg.arch, cfg.loop, device)
     if device.type == "cpu":
         log.info(cpu_expectation(cfg.arch, tuple(cfg.input_size), cfg.loop))
-    report = run_and_score(engine, dataset, out_root, cfg.input_size, cfg.save_indexed_format, device,
+    report = run_and_score(core, dataset, out_root, cfg.input_size, cfg.save_indexed_format, device,
                            usable_workers(cfg.workers), decoder)
     log.info("all videos: %d frames in %.1f s, %.2f FPS; results in %s", report.frames, report.seconds,
              report.fps, out_root)

@@ -11,13 +11,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from libs.engine import Letterbox, build_engine  # noqa: E402
 from libs.errors import VOSError  # noqa: E402
+from libs.inference import build_backend, build_core  # noqa: E402
+from libs.inference.frames import Letterbox, ObjectTable  # noqa: E402
+from libs.inference.scheduler import Job  # noqa: E402
 from libs.io import FrameSource, load_first_mask, overlay, read_frame, safe_join, write_image, write_video  # noqa: E402
 from libs.io.dali_decode import build_frame_decoder  # noqa: E402
 from libs.io.stream import LiveSource, is_live_path, live_name  # noqa: E402
 from libs.models import build_model  # noqa: E402
-from libs.runner import ResultWriter, check_writable, clear_earlier_results, segment_and_write  # noqa: E402
+from libs.runner import Output, ResultWriter, check_writable, clear_earlier_results, job_frames, run_outputs  # noqa: E402
 from libs.runner.cli import parse_cfg, run_main  # noqa: E402
 from libs.runner.live import LiveWindow, fit_first_mask, live_memory_bound, run_live, stop_on_sigint  # noqa: E402
 from libs.utils.device import resolve_device  # noqa: E402
@@ -93,15 +95,19 @@ def main() -> None:
     overlay_dir = os.path.join(out, "overlay")
     os.makedirs(overlay_dir, exist_ok=True)
 
-    def save_overlay(t, rgb, lab):
-        write_image(os.path.join(overlay_dir, source.names[t] + ".jpg"), overlay(rgb, lab, palette))
+    def save_overlay(t, name, rgb, lab):
+        write_image(os.path.join(overlay_dir, name + ".jpg"), overlay(rgb, lab, palette))
 
-    stats = segment_and_write(build_engine(cfg, model), source.frames(decoder), source.names, {0: labels},
-                              Letterbox(cfg.input_size, source.size), device,
-                              [ResultWriter(out, "index", palette)], video_name(cfg.video_path), save_overlay)
+    name = video_name(cfg.video_path)
+    spec = Output(name, source.names.__getitem__, Letterbox(cfg.input_size, source.size), ObjectTable(), {0: labels},
+                  ResultWriter(out, "index", palette), save_overlay, total=len(source))
+    job = Job(name, job_frames(source.frames(decoder), spec, device))
+    report = run_outputs(build_core(cfg, build_backend(cfg, model)), [(job, spec)], name, len(source))
+    if report.failed:
+        raise VOSError(f"{cfg.video_path}: {report.failed[name]}")
     frames = (read_frame(os.path.join(overlay_dir, n + ".jpg")) for n in source.names)
     write_video(os.path.join(out, "overlay.mp4"), frames, source.fps)
-    log.info("%d frames at %.1f FPS: masks, overlay/ and overlay.mp4 in %s", stats.frames, stats.fps, out)
+    log.info("%d frames at %.1f FPS: masks, overlay/ and overlay.mp4 in %s", report.frames, report.fps, out)
 
 
 def live_main(cfg) -> None:
@@ -119,10 +125,10 @@ def live_main(cfg) -> None:
         if out:
             check_writable(out, "output_dir")
         device = resolve_device(cfg.gpu_id)
-        engine = live_engine(cfg, device)
+        core = live_core(cfg, device)
         window = LiveWindow(source) if cfg.show else None
         with stop_on_sigint(source):
-            stats = run_live(engine, source, labels, palette, Letterbox(cfg.input_size, source.size), device,
+            stats = run_live(core, source, labels, palette, Letterbox(cfg.input_size, source.size), device,
                              out, window)
     finally:
         source.close()
@@ -144,14 +150,12 @@ def check_live_keys(cfg) -> None:
         log.info("data_backend %s does not apply to live input: OpenCV reads its frames", cfg.data_backend)
 
 
-def live_engine(cfg, device):
-    """The engine of a live run: the config's, with its memory bounded (max_memory_frames 0 becomes a bound)."""
+def live_core(cfg, device):
+    """The core of a live run: the config's, with its memory bounded (max_memory_frames 0 becomes a bound)."""
     if not cfg.initial:
         warn_untrained()
-    bounded = cfg.clone()
-    bounded.defrost()
-    bounded.max_memory_frames = live_memory_bound(cfg.max_memory_frames)
-    return build_engine(bounded, build_model(cfg).to(device).eval())
+    backend = build_backend(cfg, build_model(cfg).to(device).eval())
+    return build_core(cfg, backend, max_memory_frames=live_memory_bound(cfg.max_memory_frames))
 
 
 if __name__ == "__main__":

@@ -6,14 +6,12 @@ import threading
 import time
 import uuid
 import zipfile
-from typing import Callable, Dict, Optional, Tuple
-
-import torch
+from typing import Dict, Optional, Tuple
 
 from libs.api import VideoSession, load_frames
 from libs.app.media import Unknown, unzip_frames
-from libs.engine import InferenceEngine
 from libs.errors import VOSError
+from libs.inference.scheduler import SharedScheduler
 from libs.io import atomic_path, safe_join
 
 log = logging.getLogger("app")
@@ -27,8 +25,7 @@ class AppSession:
         self.sid, self.folder = sid, folder
         self.video: Optional[VideoSession] = None
         self.name = ""
-        self.error = ""                         # why the last propagation failed ('' when it did not)
-        self.thread: Optional[threading.Thread] = None
+        self.error = ""                         # why the last video could not be opened
         self.lock = threading.Lock()            # one request changes the session at a time
         self.last_seen = time.monotonic()
 
@@ -50,6 +47,7 @@ class AppSession:
         if self.video is None:
             return {"open": False, "error": self.error}
         video = self.video
+        error = self.error or video.error
         marks = ["."] * len(video)
         for t in video.mask_frames():
             marks[t] = "p"
@@ -58,18 +56,17 @@ class AppSession:
         done, total = video.progress
         return {"open": True, "name": self.name, "frames": len(video), "height": video.size[0],
                 "width": video.size[1], "running": video.running, "done": done, "total": total,
-                "error": self.error, "marks": "".join(marks)}
+                "error": error, "marks": "".join(marks)}
 
 
 class SessionStore:
-    """Creates and finds sessions; opens videos and runs propagations for them on one shared model."""
+    """Creates and finds sessions; opens videos whose propagations all go through one shared scheduler
+    (tabs propagating at once are segmented together, in one batch)."""
 
-    def __init__(self, root: str, make_engine: Callable[[], InferenceEngine], input_size: Tuple[int, int],
-                 device: torch.device, max_upload_mb: int):
-        self.root, self.make_engine, self.input_size, self.device = root, make_engine, input_size, device
+    def __init__(self, root: str, scheduler: SharedScheduler, input_size: Tuple[int, int], max_upload_mb: int):
+        self.root, self.scheduler, self.input_size = root, scheduler, input_size
         self.max_upload_mb = max_upload_mb
         self.sessions: Dict[str, AppSession] = {}
-        self.engine_lock = threading.Lock()     # frames of concurrent sessions take turns on the device
 
     def create(self) -> AppSession:
         """A new session with its own folder."""
@@ -111,7 +108,9 @@ class SessionStore:
         except VOSError as err:        # name the user's file, not the server's copy of it
             shutil.rmtree(unpacked, ignore_errors=True)        # frames unpacked from a zip that failed
             raise type(err)(str(err).replace(source, name).replace(path, name)) from None
-        video = VideoSession(frames, names, fps, self.make_engine(), self.input_size, self.device, title=name)
+        core = self.scheduler.scheduler.core
+        video = VideoSession(frames, names, fps, core.backend, core.settings, self.input_size, title=name,
+                             scheduler=self.scheduler)
         with session.lock:
             if session.video is not None and session.video.running:
                 raise VOSError("a propagation is running; press Stop before opening another video")
@@ -120,32 +119,12 @@ class SessionStore:
                  video.size[1], video.size[0])
 
     def propagate(self, session: AppSession, start: int) -> None:
-        """Start propagating from frame `start` to the last frame in a background thread."""
+        """Start propagating from frame `start` to the last frame, in the shared scheduler."""
         with session.lock:
             video = session.require_idle()
             if not 0 <= start < len(video) or video.mask(start) is None:
                 raise VOSError(f"frame {start} has no mask yet: paint at least one object on it, then propagate")
-            frames = video.propagate(start=start)          # checks now: a VOSError reaches the page
-            session.error = ""
-            session.thread = threading.Thread(target=self._run, args=(session, frames), daemon=True,
-                                              name=f"propagate-{session.sid[:6]}")
-            session.thread.start()
-
-    def _run(self, session: AppSession, frames) -> None:
-        """The propagation job: one frame at a time under the engine lock; errors go to the page and log."""
-        try:
-            while True:
-                with self.engine_lock:
-                    if next(frames, None) is None:
-                        break
-        except VOSError as err:
-            session.error = str(err)
-            log.warning("session %s: %s", session.sid, err)
-        except Exception:                                    # keep serving; the log has the details
-            session.error = "the propagation failed; the server log has the details"
-            log.exception("session %s: propagation failed", session.sid)
-        finally:
-            frames.close()
+            video.submit(start=start)          # checks now: a VOSError reaches the page
 
     def export_zip(self, session: AppSession) -> str:
         """The session's masks as indexed PNGs in `masks.zip` (written atomically); returns its path."""

@@ -12,13 +12,15 @@ import cv2
 import numpy as np
 import torch
 
-from libs.engine.inference import InferenceEngine
-from libs.engine.preprocess import Letterbox
 from libs.errors import VOSError
+from libs.inference.core import InferenceCore
+from libs.inference.frames import Letterbox, ObjectTable
+from libs.inference.scheduler import Job
 from libs.io import overlay, write_image
 from libs.io.stream import LiveSource
 from libs.io.video import VideoFileWriter
-from libs.runner.video import ResultWriter, segment_and_write
+from libs.runner.run import job_frames, run_outputs
+from libs.runner.writer import Output, ResultWriter
 
 log = logging.getLogger("demo")
 LIVE_MEMORY_FRAMES = 20      # memory bound on live input when max_memory_frames is 0 (the first frame + the 19 latest)
@@ -168,39 +170,37 @@ class LiveStats:
                 f"{'stopped' if self.stopped else 'end of stream'} after {self.seconds:.1f} s")
 
 
-def run_live(engine: InferenceEngine, source: LiveSource, labels: np.ndarray, palette: List[int],
+def run_live(core: InferenceCore, source: LiveSource, labels: np.ndarray, palette: List[int],
              letterbox: Letterbox, device: torch.device, out: Optional[str],
              window: Optional[LiveWindow] = None) -> LiveStats:
-    """Segment `source` from the mask `labels` [H, W] of its first frame, writing into `out` (None: write
-    nothing) indexed PNGs, overlay/ JPEGs and overlay.mp4 (playable when this returns), and showing
-    each overlay in `window`. Ends at the end of the stream or when `source.stop()` is called."""
-    names = {}                            # t -> output name, from reading the frame until its result is written
-    writers = [ResultWriter(out, "index", palette)] if out else []
+    """Segment `source` from the mask `labels` [H, W] of its first frame through `core`, writing into `out`
+    (None: write nothing) indexed PNGs, overlay/ JPEGs and overlay.mp4 (playable when this returns), and
+    showing each overlay in `window`. Ends at the end of the stream or when `source.stop()` is called."""
     video = LiveVideo(os.path.join(out, "overlay.mp4"), source.fps) if out else None
     if out:
         os.makedirs(os.path.join(out, "overlay"), exist_ok=True)
 
-    def name_of(t: int) -> str:
-        names[t] = source.name(t)
-        return names[t]
-
-    def extra(t: int, rgb: np.ndarray, lab: np.ndarray) -> None:
-        name, image = names.pop(t), overlay(rgb, lab, palette)      # [H, W, 3] uint8
+    def extra(t: int, name: str, rgb: np.ndarray, lab: np.ndarray) -> None:
+        image = overlay(rgb, lab, palette)                           # [H, W, 3] uint8
         if out:
             write_image(os.path.join(out, "overlay", name + ".jpg"), image)
             video.write(image)
         if window is not None:
             window.show(image)
 
+    title = f"live {source.what}"
+    spec = Output(title, source.name, letterbox, ObjectTable(), {0: labels},
+                  ResultWriter(out, "index", palette) if out else None, extra)
     start = time.perf_counter()
     try:
-        stats = segment_and_write(engine, source.frames(), name_of, {0: labels}, letterbox, device, writers,
-                                  f"live {source.what}", extra)
+        report = run_outputs(core, [(Job(title, job_frames(source.frames(), spec, device)), spec)], title, None)
     finally:
         source.close()
         if window is not None:
             window.close()
         if video is not None:
             video.close()
-    return LiveStats(stats.frames, source.captured, source.dropped, time.perf_counter() - start, source.fps,
+    if report.failed:
+        raise VOSError(f"{source.what}: {report.failed[title]}")
+    return LiveStats(report.frames, source.captured, source.dropped, time.perf_counter() - start, source.fps,
                      source.interrupted)

@@ -1,10 +1,6 @@
-"""What a run over an evaluation set did, and the one-line reason of a video's failure."""
+"""What a run over an evaluation set did."""
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
-
-import torch
-
-from libs.errors import VOSError
 
 
 @dataclass
@@ -29,13 +25,3 @@ class RunReport:
                  f"are in {out_root}):"]
         lines += [f"  {name}: {reason}" for name, reason in self.failed.items()]
         return "\n".join(lines)
-
-
-def video_failure(err: Exception) -> str:
-    """The one-line reason of an error that stopped one video (VOSError, OSError, out of GPU memory)."""
-    if isinstance(err, torch.cuda.OutOfMemoryError):
-        return "out of GPU memory (try a smaller input_size, or max_memory_frames N)"
-    if isinstance(err, VOSError):
-        return str(err).splitlines()[0]
-    where = f" ({err.filename})" if getattr(err, "filename", None) else ""
-    return f"cannot read or write a file{where}: {getattr(err, 'strerror', None) or err}"

@@ -16,7 +16,7 @@ from libs.errors import VOSError  # noqa: E402
 from libs.io import FrameSource, read_frame  # noqa: E402
 from libs.io.dali_decode import DaliDecoder, build_frame_decoder, video_codec  # noqa: E402
 from libs.io.video import read_video_frames  # noqa: E402
-from libs.runner.video import read_frames  # noqa: E402
+from libs.runner.videos import read_frames  # noqa: E402
 
 SIZE = (64, 96)                 # (H, W) of every test frame
 FRAMES = 8

@@ -11,7 +11,7 @@ import libs.dataset  # noqa: F401  (registers the readers)
 from libs.config import load_cfg
 from libs.dataset.davis import SyntheticDataset
 from libs.dataset.synthetic import write_dataset
-from libs.engine import BatchedEngine, InferenceEngine, build_set_engine
+from libs.inference import build_backend, build_core
 from libs.errors import VOSError
 from libs.io import read_mask
 from libs.models import STM
@@ -51,9 +51,9 @@ def test_batched_masks_equal_one_at_a_time_and_a_failing_video_leaves_its_slot(t
     reports = {}
     for batch in (1, 2):
         cfg = load_cfg(None, TINY + ["batch_videos", str(batch)])
-        engine = build_set_engine(cfg, model, len(dataset.videos))
-        assert isinstance(engine, BatchedEngine if batch > 1 else InferenceEngine)
-        reports[batch] = run_and_score(engine, dataset, str(tmp_path / f"b{batch}"), cfg.input_size, "index", CPU)
+        core = build_core(cfg, build_backend(cfg, model), len(dataset.videos))
+        assert core.slots == batch
+        reports[batch] = run_and_score(core, dataset, str(tmp_path / f"b{batch}"), cfg.input_size, "index", CPU)
     one, two = reports[1], reports[2]
     assert sorted(two.done) == [names[0], names[2]] and list(two.failed) == [names[1]]
     assert two.failed[names[1]] == one.failed[names[1]] and bad in two.failed[names[1]]
@@ -67,8 +67,8 @@ def test_batched_masks_equal_one_at_a_time_and_a_failing_video_leaves_its_slot(t
 def test_more_slots_than_videos_are_clamped_with_one_line(caplog):
     cfg = load_cfg(None, TINY + ["batch_videos", "5"])
     with caplog.at_level(logging.INFO):
-        engine = build_set_engine(cfg, _tiny(), 3)
-    assert isinstance(engine, BatchedEngine) and engine.slots == 3
+        core = build_core(cfg, build_backend(cfg, _tiny()), 3)
+    assert core.slots == 3
     assert "batch_videos 5: the set has 3 videos, segmenting 3 at once" in caplog.text
 
 

@@ -1,7 +1,7 @@
 """Given masks of single-object sets: merged into one foreground, the DAVIS 2016 package's 0/255 too."""
 import numpy as np
 
-from libs.runner.video import merged_foreground
+from libs.runner.videos import merged_foreground
 
 
 def test_davis2016_binary_masks_are_foreground_not_void():

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from libs.engine import Letterbox
-from libs.engine.inference import InferenceEngine
+from libs.inference import InferenceCore, InferenceSettings
+from libs.inference.backend import Backend
+from libs.inference.frames import Letterbox
 from libs.errors import VOSError
 from libs.io import FrameSource, davis_palette
-from libs.runner import ResultWriter, segment_and_write
 from libs.runner import live
 from libs.runner.live import (LIVE_MEMORY_FRAMES, LiveVideo, LiveWindow, fit_first_mask, live_memory_bound,
                               stop_on_sigint)
@@ -49,20 +49,34 @@ def _frames(count, seed=0):
         yield rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)
 
 
-def test_frames_of_unknown_number_run_through_the_loop_with_a_bounded_bank(tmp_path, one_thread):
-    """segment_and_write takes an iterator and a name function; the bank never exceeds max_memory_frames."""
+class _Stream:
+    """What run_live needs of a LiveSource: frames of unknown number, their names, counters, close()."""
+
+    what, fps, captured, dropped, interrupted = "a test stream", None, 5, 0, False
+
+    def frames(self):
+        return _frames(5)
+
+    def name(self, t):
+        return f"live{t:03d}"
+
+    def close(self):
+        pass
+
+
+def test_frames_of_unknown_number_run_through_the_core_with_a_bounded_bank(tmp_path, one_thread):
+    """run_live takes a stream of unknown length; the bank never exceeds max_memory_frames."""
     torch.manual_seed(0)
     from libs.models import STM
 
     sizes = []
-    engine = record_bank_sizes(InferenceEngine(STM("resnet18", 8, 16).eval(), save_freq=1, loop=0,
-                                               max_memory_frames=2), sizes)
+    settings = InferenceSettings(save_freq=1, loop=0, max_memory_frames=2)
+    core = record_bank_sizes(InferenceCore(Backend(STM("resnet18", 8, 16).eval()), settings), sizes)
     first = np.zeros(SIZE, np.uint8)
     first[8:20, 10:30] = 1
-    writer = ResultWriter(str(tmp_path), "index", davis_palette())
-    stats = segment_and_write(engine, _frames(5), lambda t: f"live{t:03d}", {0: first}, Letterbox(SIZE, SIZE),
-                              CPU, [writer], "stream")
-    assert stats.frames == 5 and sorted(os.listdir(tmp_path)) == [f"live{t:03d}.png" for t in range(5)]
+    stats = live.run_live(core, _Stream(), first, davis_palette(), Letterbox(SIZE, SIZE), CPU, str(tmp_path))
+    assert stats.segmented == 5
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".png")) == [f"live{t:03d}.png" for t in range(5)]
     assert sizes == [0, 1, 2, 2, 2]                  # frame t-1 stored at step t; 2 kept (unbounded: 4)
 
 

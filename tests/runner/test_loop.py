@@ -4,6 +4,7 @@ import logging
 import os
 from typing import List
 
+import pytest
 import torch
 
 import libs.dataset  # noqa: F401  (registers the readers)
@@ -11,10 +12,10 @@ from libs.config import load_cfg
 from libs.dataset.base import SCORE_DAVIS, SCORE_YOUTUBE, Scoring, Video
 from libs.dataset.davis import SyntheticDataset
 from libs.dataset.synthetic import write_dataset
-from libs.engine import build_engine
-from libs.engine.inference import InferenceEngine
+from libs.inference import InferenceCore, InferenceSettings, build_backend, build_core
+from libs.inference.backend import Backend
 from libs.models import STM
-from libs.runner import run_and_score, run_videos, score_results, validate
+from libs.runner import run_and_score, run_set, score_results, validate
 
 TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48]", "loop", "0", "gpu_id", "-1"]
 CPU = torch.device("cpu")
@@ -51,7 +52,7 @@ def test_a_set_implementing_the_contract_is_segmented_and_scored_against_its_fol
     root = _data(tmp_path)
     dataset = PlainSet(root, os.path.join(root, "Annotations", "480p"))
     cfg = load_cfg(None, TINY)
-    report = run_and_score(build_engine(cfg, _tiny()), dataset, str(tmp_path / "out"), cfg.input_size, "index", CPU)
+    report = run_and_score(build_core(cfg, build_backend(cfg, _tiny())), dataset, str(tmp_path / "out"), cfg.input_size, "index", CPU)
     assert report.done == ["synth-val-000", "synth-val-001"] and report.failed == {} and report.frames == 8
     assert sorted(os.listdir(tmp_path / "out" / "masks" / "synth-val-001")) == [f"{t:05d}.png" for t in range(4)]
     assert os.path.isfile(tmp_path / "out" / "masks" / "global_results-mine.csv")
@@ -65,7 +66,7 @@ def test_a_failing_video_is_reported_and_left_out_of_the_score(tmp_path):
         f.write(b"garbage")
     dataset = SyntheticDataset(root, "val")
     cfg = load_cfg(None, TINY)
-    report = run_and_score(build_engine(cfg, _tiny()), dataset, str(tmp_path / "out"), cfg.input_size, "index", CPU)
+    report = run_and_score(build_core(cfg, build_backend(cfg, _tiny())), dataset, str(tmp_path / "out"), cfg.input_size, "index", CPU)
     assert report.done == ["synth-val-001"] and list(report.failed) == ["synth-val-000"]
     assert bad in report.failed["synth-val-000"] and "\n" not in report.failed["synth-val-000"]
     summary = report.failure_summary("OUT")
@@ -105,7 +106,7 @@ def test_a_video_too_short_to_score_is_left_out_with_a_warning(tmp_path, caplog)
     dataset = PlainSet(root, os.path.join(root, "Annotations", "480p"))
     cfg = load_cfg(None, TINY)
     with caplog.at_level(logging.WARNING):
-        report = run_and_score(build_engine(cfg, _tiny()), dataset, str(tmp_path / "out"), cfg.input_size, "index",
+        report = run_and_score(build_core(cfg, build_backend(cfg, _tiny())), dataset, str(tmp_path / "out"), cfg.input_size, "index",
                                CPU)
     assert report.done == ["synth-val-000", "synth-val-001"] and 0.0 <= report.score <= 1.0
     assert "not scored (fewer than 3 annotated frames" in caplog.text and "synth-val-000" in caplog.text
@@ -113,20 +114,32 @@ def test_a_video_too_short_to_score_is_left_out_with_a_warning(tmp_path, caplog)
         assert all(line.startswith(("Sequence", "synth-val-001_")) for line in f)
 
 
-def test_out_of_gpu_memory_frees_the_compiled_banks_buffers_and_goes_on(tmp_path, monkeypatch):
-    import libs.runner.loop as loop
+OOM = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    root = _data(tmp_path)
-    engine = InferenceEngine(_tiny(), fast=True)
-    real, calls = loop.run_video, []
 
-    def first_runs_out(engine, video, *args):
-        calls.append(engine.bank)
-        if len(calls) == 1:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(engine, video, *args)
+@pytest.mark.parametrize("where", ["start", "step"])
+@pytest.mark.parametrize("slots", [1, 2])
+def test_out_of_gpu_memory_fails_the_videos_in_the_core_and_the_others_finish(tmp_path, monkeypatch, where, slots):
+    """Injected at a video's start or in a step of its: that video is reported (never lost), the memory is
+    freed (a fresh bank), the next videos finish and test.py would exit 2."""
+    root = _data(tmp_path, videos=3)
+    core = InferenceCore(Backend(_tiny(), fast=True), InferenceSettings(save_freq=2), slots)
+    banks, calls = [], {"n": 0}
+    real = getattr(core, where)
 
-    monkeypatch.setattr(loop, "run_video", first_runs_out)
-    report = run_videos(engine, SyntheticDataset(root, "val"), str(tmp_path / "out"), (32, 48), "index", CPU)
-    assert report.done == ["synth-val-001"] and report.failed["synth-val-000"].startswith("out of GPU memory")
-    assert calls[1] is not calls[0]                  # the second video got a fresh bank
+    def runs_out(*args, **kwargs):
+        calls["n"] += 1
+        banks.append(core.bank)
+        if calls["n"] == (1 if where == "start" else 2):
+            raise OOM
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, where, runs_out)
+    report = run_set(core, SyntheticDataset(root, "val"), str(tmp_path / "out"), (32, 48), "index", CPU)
+    failed = set(report.failed)
+    assert failed and all(reason.startswith("out of GPU memory") for reason in report.failed.values())
+    assert len(failed) <= slots and "synth-val-002" in report.done
+    assert failed | set(report.done) == {"synth-val-000", "synth-val-001", "synth-val-002"}
+    assert banks[-1] is not banks[0]                    # the memory was freed for the next videos
+    for name in report.done:
+        assert len(os.listdir(tmp_path / "out" / name)) == 4

@@ -75,13 +75,13 @@ def test_stream_is_segmented_as_it_comes_with_a_bounded_memory(tmp_path, demo_mo
     half.putpalette(davis_palette())
     half.save(small)
     engines, sizes = [], []
-    build = demo_module.build_engine
+    build = demo_module.build_core
 
-    def watched_build(cfg, model):
-        engines.append(record_bank_sizes(build(cfg, model), sizes))
+    def watched_build(*args, **kwargs):
+        engines.append(record_bank_sizes(build(*args, **kwargs), sizes))
         return engines[-1]
 
-    monkeypatch.setattr(demo_module, "build_engine", watched_build)
+    monkeypatch.setattr(demo_module, "build_core", watched_build)
     _run_main(demo_module, monkeypatch, *TINY, "loop", 0, "video_path", video, "mask_path", small, "live", True,
               "save_freq", 1, "max_memory_frames", 2, "output_dir", tmp_path / "out")
     output = "".join(capfd.readouterr())

@@ -1,11 +1,11 @@
-"""Frame and mask preparation for the network, and its inverse for written masks (as the original)."""
-from typing import Tuple
+"""Frames and masks to the network and back (as the original), and each video's table of object ids."""
+from typing import List, Tuple
 
 import cv2
 import numpy as np
 import torch
 
-from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD, VOID_LABEL
 
 _MEAN = np.array(IMAGENET_MEAN, dtype=np.float32).reshape(1, 1, 3)
 _STD = np.array(IMAGENET_STD, dtype=np.float32).reshape(1, 1, 3)
@@ -60,3 +60,46 @@ class Letterbox:
         """[K+1, th, tw] -> [H, W] float32: the largest object probability, at the frame's size."""
         fg = np.maximum(self.crop(probs)[1:].max(axis=0), 0).astype(np.float32)          # [sh, sw]
         return cv2.resize(fg, (self.w, self.h), interpolation=cv2.INTER_NEAREST)
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on `device`; to a GPU through pinned memory without waiting for queued work."""
+    if device.type != "cuda":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
+
+
+class ObjectTable:
+    """One video's objects: the ids as given (any of 1..254, in the order they first appeared) mapped to
+    the network's contiguous channels 1..K, and back in every output. With ids 1..K it is the identity."""
+
+    def __init__(self) -> None:
+        self.ids: List[int] = []                          # channel c (1..K) holds object ids[c - 1]
+        self._to_channel = np.zeros(256, dtype=np.uint8)  # id -> channel; void and unknown ids -> 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def channels(self, labels: np.ndarray) -> np.ndarray:
+        """[H, W] labels (ids; void 255 is background) -> [H, W] channels; new ids get the next channels."""
+        present = np.unique(labels)
+        for obj in present[(present > 0) & (present < VOID_LABEL)]:
+            if int(obj) not in self.ids:
+                self.ids.append(int(obj))
+                self._to_channel[obj] = len(self.ids)
+        return self._to_channel[labels]
+
+    def to_ids(self, channels: np.ndarray) -> np.ndarray:
+        """[H, W] channel labels (0..K) -> [H, W] uint8 object ids."""
+        return np.array([0] + self.ids, dtype=np.uint8)[channels]
+
+
+def mask_tensor(letterbox: Letterbox, objects: ObjectTable, labels: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A given mask [H, W] (ids; void 255 as background) -> one-hot channels [1, K+1, th, tw] on `device`."""
+    channels = objects.channels(labels)
+    return to_device(letterbox.mask(channels, len(objects)), device)
+
+
+def frame_tensor(letterbox: Letterbox, rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A frame [H, W, 3] uint8 RGB -> [1, 3, th, tw] normalised, on `device`."""
+    return to_device(letterbox.frame(rgb), device)
