@@ -27,6 +27,27 @@ class OneVideo:
             return given
         return self.core.step({0: frame}, None if given is None else {0: given})[0][None]
 
+    def reset(self) -> None:
+        """Forget the video (the core keeps its buffers: compiled graphs stay valid)."""
+        if self.started:
+            self.core.stop(0)
+        self.started = False
+
+    @property
+    def bank(self):
+        """The core's memory bank."""
+        return self.core.bank
+
+    @property
+    def net(self):
+        """The network the core runs."""
+        return self.core.backend.net
+
+    @property
+    def prev_mask(self) -> torch.Tensor:
+        """What the video's next frame memorises [1, K+1, H, W]."""
+        return self.core.prev_mask
+
     @property
     def frame_ids(self):
         """The frames stored in the video's memory, oldest first."""

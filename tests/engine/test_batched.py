@@ -1,14 +1,15 @@
-"""Tests of libs/engine/batched.py and its steps: B videos in lockstep give each video the results the
-single-video engine gives it (up to rounding), padding objects and weight-0 slots are exact."""
+"""The core over B videos and its steps: B videos in lockstep give each video the results it gets alone (up
+to rounding), padding objects and weight-0 rows are exact, the batch's objects follow its videos."""
 import pytest
 import torch
 
 from libs.dataset.synthetic import generate_video
-from libs.engine.batched import BatchedEngine
-from libs.engine.batched_steps import batched_correction_step, masked_probabilities
-from libs.engine.inference import InferenceEngine
-from libs.engine.preprocess import Letterbox
-from libs.runner.batched_loop import BatchScheduler, Job
+from libs.inference import InferenceCore, InferenceSettings
+from libs.inference.backend import Backend
+from libs.inference.frames import Letterbox
+from libs.inference.scheduler import Job, run_jobs
+from libs.inference.steps import correction_step, probabilities
+from tests.engine.single import OneVideo
 
 SIZE = (32, 64)
 # (frames, objects) per video: different lengths and object counts; video 1's first mask is at frame 1,
@@ -29,10 +30,10 @@ def _videos():
 
 
 def _single(model, videos, settings):
-    """(video, t) -> probabilities [K+1, H, W] from one InferenceEngine per video."""
+    """(video, t) -> probabilities [K+1, H, W], each video alone in a core of one slot."""
     out = {}
     for i, (frames, given) in enumerate(videos):
-        engine = InferenceEngine(model, **settings)
+        engine = OneVideo(model, **settings)
         for t, x in enumerate(frames):
             probs = engine.step(x, given.get(t))
             out[(i, t)] = None if probs is None else probs[0]
@@ -40,14 +41,13 @@ def _single(model, videos, settings):
 
 
 def _batched(model, videos, settings, slots):
-    """The same through a BatchedEngine of `slots` slots (continuous batching)."""
-    engine = BatchedEngine(InferenceEngine(model, **settings), slots)
-    jobs = iter([Job(i, iter([(x, given.get(t)) for t, x in enumerate(frames)]))
-                 for i, (frames, given) in enumerate(videos)])
-    align = settings["save_freq"] if settings.get("loop") else 1
-    events = list(BatchScheduler(engine, jobs, align).events())
-    assert sorted(e.key for e in events if e.kind == "end") == list(range(len(videos)))
-    return {(e.key, e.t): None if e.probs is None else e.probs.clone() for e in events if e.kind == "frame"}
+    """The same through a core of `slots` slots (continuous batching); also the batch's widths as it goes."""
+    settings = InferenceSettings(**settings)
+    core = InferenceCore(Backend.from_settings(model, settings), settings, slots)
+    jobs = [Job(i, iter([(x, given.get(t)) for t, x in enumerate(frames)])) for i, (frames, given) in enumerate(videos)]
+    events = list(run_jobs(core, jobs, settings.align))
+    assert sorted(e.job.key for e in events if e.kind == "end") == list(range(len(videos)))
+    return {(e.job.key, e.t): None if e.probs is None else e.probs.clone() for e in events if e.kind == "frame"}
 
 
 @pytest.mark.parametrize("settings", [
@@ -77,8 +77,8 @@ def test_padding_objects_get_exactly_zero_and_leave_the_others_unchanged(small_s
     key, value = small_stm.encode_memory(frame, torch.rand(2, 3, *SIZE))          # [2, 3, hw, C]
     present = torch.tensor([[True, True, True], [True, False, False]])
     with torch.no_grad():
-        probs = masked_probabilities(small_stm, query, key, value, None, present, SIZE, sdpa=False)
-        alone = masked_probabilities(small_stm, query._replace(**{k: v[1:] for k, v in query._asdict().items()}),
+        probs = probabilities(small_stm, query, key, value, None, present, SIZE, sdpa=False)
+        alone = probabilities(small_stm, query._replace(**{k: v[1:] for k, v in query._asdict().items()}),
                                      key[1:, :1], value[1:, :1], None, present[1:, :1], SIZE, sdpa=False)
     assert torch.equal(probs[1, 2:], torch.zeros_like(probs[1, 2:]))
     assert (probs[1, :2] - alone[0]).abs().max() < 1e-6
@@ -93,6 +93,25 @@ def test_a_slot_at_weight_zero_is_not_corrected(small_stm, one_thread):
     present = torch.ones(2, 2, dtype=torch.bool)
     args = (small_stm, frame, small_stm.memory_stem(frame), out, small_stm.encode_query(frame), ref_mask,
             torch.tensor([2, 2]), present)
-    corrected = batched_correction_step(*args, torch.tensor([1.0, 0.0]), 50.0, SIZE, False)
+    corrected = correction_step(*args, torch.tensor([1.0, 0.0]), 50.0, SIZE, False)
     assert torch.equal(corrected[1], out[1])
     assert (corrected[0] - out[0]).abs().max() > 1e-4
+
+
+def test_the_batch_objects_follow_its_videos_and_rows_stay_packed(small_stm, one_thread):
+    """A 3-object video leaves: K falls back to the remaining videos' widest; its row is taken by the last
+    one; an eager core computes only busy rows."""
+    settings = InferenceSettings(save_freq=2)
+    core = InferenceCore(Backend(small_stm), settings, slots=3)
+    videos = _videos()
+    for key in (0, 2, 1):                                       # 2, 3 and 1 objects
+        frames, given = videos[key]
+        core.start(key, frames[min(given)], given[min(given)])
+    assert core.K == 3 and core.keys == [0, 2, 1] and core.prev_mask.shape[:2] == (3, 4)
+    out = core.step({key: videos[key][0][1] for key in core.keys})
+    assert {key: p.shape[0] for key, p in out.items()} == {0: 3, 2: 4, 1: 2}
+    core.stop(2)
+    assert core.K == 2 and core.keys == [0, 1] and core.prev_mask.shape[:2] == (2, 3)
+    assert core.bank.key.shape[:2] == (3, 2)                    # rows kept for the slots, 2 objects wide
+    out = core.step({key: videos[key][0][2] for key in core.keys})
+    assert {key: p.shape[0] for key, p in out.items()} == {0: 3, 1: 2}

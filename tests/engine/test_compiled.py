@@ -1,14 +1,14 @@
-"""The compiled engine: fixed-shape steps that compile without graph breaks, a handful of times per video,
-and write the masks the plain path writes; the bf16 copy; the plain path's exact-fp32 switch."""
+"""The compiled path: fixed-shape steps that compile without graph breaks, a handful of times per video,
+and write the masks the plain path writes; the bf16 copy; no precision setting changed per frame."""
 import collections
 
 import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from libs.engine.inference import InferenceEngine
-from libs.engine.steps import exact_float32
 from libs.errors import VOSError
+from libs.inference.backend import Backend, use_exact_float32
+from tests.engine.single import OneVideo as InferenceEngine
 
 H, W = 32, 64
 
@@ -65,7 +65,7 @@ def test_a_growing_video_compiles_each_step_a_few_times_without_graph_breaks(mod
     compiled = InferenceEngine(model, compile=True, compile_backend=backend, **kwargs)
     out = _run(compiled, frames, mask)
     assert dict(backend.graphs) == {"memory": 1, "segment": 4, "correction": 1}
-    assert compiled.bank.capacity == 64 and len(compiled.bank) == 39
+    assert compiled.bank.capacity == 64 and len(compiled.frame_ids) == 39
     assert not counters["graph_break"]
     again = _run(compiled, frames[:10], mask)                       # a second video reuses the graphs
     assert sum(backend.graphs.values()) == 6 and torch.allclose(again, out[:10], atol=1e-5)
@@ -75,7 +75,7 @@ def test_a_growing_video_compiles_each_step_a_few_times_without_graph_breaks(mod
 
 def test_compile_needs_the_fast_path(model):
     with pytest.raises(VOSError, match="compile True needs fast_inference True"):
-        InferenceEngine(model, compile=True)
+        Backend(model, compile=True)
 
 
 def _precision():
@@ -83,28 +83,19 @@ def _precision():
     return torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
 
 
-def test_plain_path_turns_tf32_off_while_it_runs_and_restores_the_setting(model, monkeypatch):
-    seen = []
-    encode = model.encode_query
-
-    def spy(frame):
-        seen.append(_precision())
-        return encode(frame)
-
-    monkeypatch.setattr(model, "encode_query", spy)
+def test_segmenting_changes_no_precision_setting_and_the_exact_switch_is_explicit(model):
+    """No process-wide setting changes per frame (two sessions in two threads would race on it): on the CPU
+    a plain or fast run leaves TF32 as the user set it; on a GPU the plain backend calls
+    `use_exact_float32` once when it is built (tests/engine/test_fast_path.py's CUDA test)."""
     frames, mask = _video(3)
     old = _precision()
     torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "tf32"
     try:
-        _run(InferenceEngine(model, save_freq=1), frames, mask)
-        assert seen and set(seen) == {("ieee", "ieee")}
+        _run(InferenceEngine(model, save_freq=1, loop=1), frames, mask)
+        _run(InferenceEngine(model, save_freq=1, fast=True), frames, mask)
         assert _precision() == ("tf32", "tf32")
-        seen.clear()
-        _run(InferenceEngine(model, save_freq=1, fast=True), frames, mask)  # fast: the user's setting
-        assert _precision() == ("tf32", "tf32")
-        with pytest.raises(RuntimeError), exact_float32():
-            raise RuntimeError("inside")
-        assert _precision() == ("tf32", "tf32")
+        use_exact_float32()
+        assert _precision() == ("ieee", "ieee")
     finally:
         torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = old
 
@@ -135,7 +126,7 @@ def test_inductor_compiled_engine_writes_the_plain_paths_masks(inductor_runs):
     assert (plain - inductor_runs["uncorrected"]).abs().max() > 5e-3    # the corrections changed later frames
     assert (compiled - plain).abs().max() < 1e-3
     assert (compiled - fast).abs().max() < 1e-3                         # the same function, fused differently
-    assert inductor_runs["engine"].bank.capacity == 8 and inductor_runs["engine"].bank.frame_ids == [0, 2, 4, 6]
+    assert inductor_runs["engine"].bank.capacity == 8 and inductor_runs["engine"].frame_ids == [0, 2, 4, 6]
 
 
 def test_bf16_copy_holds_bf16_weights_and_keeps_the_softmaxes_in_fp32(model):

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from libs.engine.correction import correct_prediction, frozen_parameters
-from libs.engine.inference import InferenceEngine
-from libs.engine.memory import MemoryBank, PreallocatedMemoryBank
+from libs.inference.backend import Backend
+from libs.inference.memory import MemoryBank
 from libs.models.stm import STM
+from tests.engine.single import OneVideo as InferenceEngine
 
 H, W = 32, 64
 
@@ -53,8 +53,8 @@ def test_fast_path_writes_the_same_masks(model, loop, max_memory_frames):
     later = torch.cat(plain[1:])
     assert ((later > 0.01) & (later < 0.99)).float().mean() > 0.5       # not saturated: the test can see errors
     _assert_same(plain, fast)
-    assert fast_engine.bank.frame_ids == plain_engine.bank.frame_ids
-    assert len(fast_engine.bank) == (max_memory_frames or 3)
+    assert fast_engine.frame_ids == plain_engine.frame_ids
+    assert len(fast_engine.frame_ids) == (max_memory_frames or 3)
 
 
 def test_fast_path_with_an_object_appearing_later(model):
@@ -71,8 +71,9 @@ def test_fast_path_with_an_object_appearing_later(model):
     fast = _run(fast_engine, frames, given)
     assert [o.shape[1] for o in fast] == [2, 2, 3, 3, 3, 3]
     _assert_same(plain, fast)
-    _, _, bias = fast_engine.bank.read_inputs()
-    assert bias is not None and torch.isinf(bias[0, 1]).any() and not torch.isinf(bias[0, 0]).any()
+    bank = fast_engine.bank
+    stored = torch.cat([bank.bias[0, :, s * bank.hw:(s + 1) * bank.hw] for s in bank.rows[0].slot_of], dim=1)
+    assert torch.isinf(stored[1]).any() and not torch.isinf(stored[0]).any()   # [K, stored positions]
 
 
 def _memory(frame_id, objects, hw=3):
@@ -96,31 +97,33 @@ def _contents(mem_key, mem_value, bias, hw=3):
 
 
 @pytest.mark.parametrize("max_frames", [0, 1, 3])
-def test_preallocated_bank_reads_what_the_list_bank_reads(max_frames):
-    plain, fast = MemoryBank(max_frames), PreallocatedMemoryBank(max_frames, initial_slots=2)
+def test_used_slots_read_equals_the_fixed_shape_read(max_frames):
+    """The bank read as compiled steps read it (all slots, bias always) and as eager steps do (used slots,
+    bias only where something is masked) holds the same frames and objects, also with a late object."""
+    used, fixed = MemoryBank(1, max_frames, initial_slots=2), MemoryBank(1, max_frames, fixed=True, initial_slots=2)
     for t in range(9):
         objects = 1 if t < 4 else 2                    # a second object appears at frame 4
-        plain.grow_objects(objects)
-        fast.grow_objects(objects)
+        for bank in (used, fixed):
+            bank.set_width(objects)
+            bank.set_objects(0, objects)
         extra = _memory(t, objects)
-        assert _contents(*fast.read_inputs(extra)) == _contents(*plain.read_inputs(extra))
+        assert _contents(*fixed.read(extra)) == _contents(*used.read(extra))
         if t % 2 == 0:
-            plain.add(*extra, t)
-            fast.add(*extra, t)
-        assert fast.frame_ids == plain.frame_ids
-    assert fast.capacity == (max_frames + 1 if max_frames else 8)     # unbounded: 2 slots doubled twice
-    assert _contents(*fast.read_inputs()) == _contents(*plain.read_inputs())
+            used.commit(0, t)
+            fixed.commit(0, t)
+        assert fixed.rows[0].frame_ids == used.rows[0].frame_ids
+    assert fixed.capacity == (max_frames + 1 if max_frames else 8)     # unbounded: 2 slots doubled twice
 
 
-def test_preallocated_bank_adds_the_frame_just_read_without_copying():
-    bank = PreallocatedMemoryBank(2)
+def test_bank_stores_the_frame_just_read_without_copying():
+    bank = MemoryBank(1, 2)
     for t in range(4):
         extra = _memory(t, 1)
-        bank.read_inputs(extra)
-        staged = bank._staged[0]
+        bank.read(extra)
+        staged = bank.rows[0].staged
         bank.key[:, :, staged * 3] = 100.0            # marks the staged slot: a copy would overwrite it
-        bank.add(*extra, t)
-        assert bank.slot_of[-1] == staged and bank.key[0, 0, staged * 3, 0] == 100.0
+        bank.commit(0, t)
+        assert bank.rows[0].slot_of[-1] == staged and bank.key[0, 0, staged * 3, 0] == 100.0
 
 
 def test_sdpa_read_equals_the_matmul_read():
@@ -138,25 +141,14 @@ def test_sdpa_read_equals_the_matmul_read():
     assert not torch.allclose(fast[:, 2], unmasked[:, 2]) and torch.allclose(fast[:, :2], unmasked[:, :2])
 
 
-def test_frozen_parameters_restores_the_flags():
-    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
-    net[1].bias.requires_grad_(False)
-    before = [p.requires_grad for p in net.parameters()]
-    with pytest.raises(RuntimeError):
-        with frozen_parameters(net):
-            assert not any(p.requires_grad for p in net.parameters())
-            raise RuntimeError("inside")
-    assert [p.requires_grad for p in net.parameters()] == before == [True, True, True, False]
-
-
 def test_fast_correction_equals_plain_and_leaves_parameters_alone(model):
     frames, mask = _clip(3)
     with torch.no_grad():
         ref_query = model.encode_query(frames[0:1])
     probs = torch.softmax(torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(1)), dim=1)
-    args = dict(ref_query=ref_query, ref_mask=mask, num_objects=2, loop=2, rate=50.0, out_size=(H, W))
-    plain = correct_prediction(model, frames[2:3], probs, **args)
-    fast = correct_prediction(model, frames[2:3], probs, fast=True, **args)
+    args = (ref_query, mask, torch.tensor([2]), None, None, 50.0, 2)
+    plain = Backend(model).correct(frames[2:3], probs, *args)
+    fast = Backend(model, fast=True).correct(frames[2:3], probs, *args)
     assert (plain - probs).abs().max() > 0.01                        # the correction moved the prediction
     assert torch.allclose(plain, fast, atol=1e-4)
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
@@ -171,7 +163,7 @@ def test_fast_engine_runs_a_frozen_copy_and_leaves_the_model_alone(model):
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert model.Encoder_Q.conv1.weight.is_contiguous()             # the caller's layout is unchanged
-    assert InferenceEngine(model).net is model                       # the plain engine runs the model itself
+    assert Backend(model).net is model                               # the plain path runs the model itself
 
 
 @pytest.mark.parametrize("loop", [0, 2])
@@ -219,12 +211,12 @@ def _mean_iou(a, b, objects=2):
 @pytest.mark.gpu
 @pytest.mark.parametrize("loop", [0, 2])
 def test_plain_path_on_cuda_is_exact(model, cuda_model, loop):
-    """The exact mode: TF32 off while it runs, so the GPU writes the CPU's probabilities up to fp32 rounding
+    """The exact mode: TF32 off (for the process, from its backend's building on), so the GPU writes the CPU's probabilities up to fp32 rounding
     (labels are not compared: random weights leave near-ties that the devices' different kernels may flip)."""
     frames, mask = _clip(8)
     cpu, gpu = _cuda_probs(model, loop, frames, mask), _cuda_probs(cuda_model, loop, frames, mask)
     assert torch.allclose(cpu, gpu, atol=1e-4)
-    assert torch.backends.cudnn.conv.fp32_precision == "tf32"               # the user's setting is back
+    assert torch.backends.cudnn.conv.fp32_precision == "ieee"               # set once, where the backend was built
 
 
 @pytest.mark.gpu

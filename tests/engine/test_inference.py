@@ -3,10 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from libs.engine.correction import correct_prediction
-from libs.engine.inference import InferenceEngine, merge_given, segment_video
-from libs.engine.preprocess import Letterbox
+from libs.inference.backend import Backend
+from libs.inference.core import merge_given
+from libs.inference.frames import Letterbox, ObjectTable
+from libs.inference.scheduler import Job, run_jobs
 from libs.models.stm import STM
+from libs.runner.writer import Output
+from libs.runner.run import job_frames
+from tests.engine.single import OneVideo as InferenceEngine
 from tests.engine.reference_loop import reference_correction, reference_video
 
 H, W = 48, 80
@@ -72,8 +76,7 @@ def test_one_correction_iteration_equals_the_reference():
     with torch.no_grad():
         probs = _run(InferenceEngine(model, save_freq=2), frames, mask)[2:3]     # [1, 3, H, W] frame 2
         ref_query = model.encode_query(frames[0:1])
-    ours = correct_prediction(model, frames[2:3], probs, ref_query=ref_query, ref_mask=mask, num_objects=2,
-                              loop=1, rate=50.0, out_size=(H, W))
+    ours = Backend(model).correct(frames[2:3], probs, ref_query, mask, torch.tensor([2]), None, None, 50.0, 1)
     ref = reference_correction(model, frames[2:3], probs, frames[0:1], mask, 50.0)
     assert (ref - probs).abs().max() > 1e-3                          # the iteration moves the prediction
     assert (ours - ref).abs().max() <= 1e-5
@@ -96,15 +99,15 @@ def test_memory_schedule_stores_every_save_freq_frames():
     engine = InferenceEngine(_model(), save_freq=3)
     frames, mask = _clip(num_frames=9)
     _run(engine, frames, mask)
-    assert engine.bank.frame_ids == [0, 3, 6]
+    assert engine.frame_ids == [0, 3, 6]
 
 
 def test_bounded_memory_keeps_first_and_latest():
     engine = InferenceEngine(_model(), save_freq=1, max_memory_frames=3)
     frames, mask = _clip(num_frames=8)
     _run(engine, frames, mask)
-    assert engine.bank.frame_ids == [0, 5, 6]
-    assert len(engine.bank.keys) == 3
+    assert engine.frame_ids == [0, 5, 6]
+    assert engine.bank.capacity == 4 and engine.bank.rows[0].slot_of == [0, 2, 3]   # bound + 1 slots, reused
 
 
 def test_correction_changes_next_memory_not_written_mask():
@@ -153,13 +156,17 @@ def test_merge_given_keeps_prediction_outside_new_object():
     assert merged[0, :, 1, 1].tolist() == [0.5, 0.5, 0]
 
 
-def test_segment_video_from_arrays():
+def test_a_video_of_arrays_runs_through_the_scheduler():
+    """Frames before the first given mask have no result; void (255) in the given mask is background."""
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (30, 50, 3), dtype=np.uint8) for _ in range(4)]
     labels = np.zeros((30, 50), np.uint8)
     labels[5:20, 5:25] = 2
     labels[0, 0] = 255
-    out = list(segment_video(InferenceEngine(_model()), Letterbox((32, 64), (30, 50)), frames, {0: labels},
-                             torch.device("cpu")))
-    assert [t for t, _ in out] == [0, 1, 2, 3]
-    assert all(isinstance(p, torch.Tensor) and p.shape == (3, 32, 64) for _, p in out)
+    out = Output("arrays", str, Letterbox((32, 64), (30, 50)), ObjectTable(), {1: labels})
+    core = InferenceEngine(_model()).core
+    events = list(run_jobs(core, [Job("v", job_frames(frames, out, torch.device("cpu")))]))
+    assert [(e.kind, e.t) for e in events] == [("frame", 0), ("frame", 1), ("frame", 2), ("frame", 3), ("end", -1)]
+    assert events[0].probs is None
+    assert all(e.probs.shape == (2, 32, 64) for e in events[1:4])     # object 2 is the video's one channel
+    assert out.objects.ids == [2]
