@@ -16,6 +16,7 @@ from libs.engine.batched import BatchedEngine
 from libs.engine.inference import to_device
 from libs.engine.preprocess import Letterbox
 from libs.errors import VOSError
+from libs.evaluation.distributed import mark_done
 from libs.io.dali_decode import DaliDecoder
 from libs.runner.batched_loop import BatchScheduler, Event, Job
 from libs.runner.report import RunReport, video_failure
@@ -148,6 +149,7 @@ class BatchedRun:
         seconds = time.perf_counter() - out.start
         self.outputs.pop(name, None)
         self.report.done.append(name)
+        mark_done(self.videos_root, name)
         self.report.frames += out.frames
         log.info("video %s: %d frames in %.1f s (with %d other videos at once)", name, out.frames, seconds,
                  self.engine.slots - 1)

@@ -11,6 +11,7 @@ from libs.dataset.build import build_eval_dataset
 from libs.engine import BatchedEngine, build_set_engine
 from libs.engine.inference import InferenceEngine
 from libs.errors import VOSError
+from libs.evaluation.distributed import mark_done
 from libs.io.dali_decode import DaliDecoder
 from libs.runner.batched_run import run_videos_batched
 from libs.runner.report import RunReport, video_failure
@@ -39,6 +40,7 @@ def run_videos(engine: InferenceEngine, dataset: EvaluationSet, out_root: str, i
             log.error("video %s FAILED, going on with the others: %s", video.name, report.failed[video.name])
             continue
         report.done.append(video.name)
+        mark_done(videos_root, video.name)
         report.frames, report.seconds = report.frames + stats.frames, report.seconds + stats.seconds
         log.info("video %s: %d frames, %.1f FPS", video.name, stats.frames, stats.fps)
     return report
