@@ -63,15 +63,18 @@ def write_lvos(root: str, version: int = 1, num: int = 2, frames: int = 16, size
 def write_sav(root: str, num: int = 2, frames: int = 13, size=(48, 80), seed: int = 0, split: str = "val",
               late: int = 4) -> List[str]:
     """ROOT/SA-V/sav_<split>/: JPEGImages_24fps/<video>/00000.jpg (every frame), Annotations_6fps/<video>/
-    000|001/<frame>.png every 4th frame (object 001 empty before frame `late`), sav_<split>.txt."""
+    000|001/<frame>.png every 4th frame (001 empty before the first annotated frame >= `late` where it
+    is visible), sav_<split>.txt."""
     base = os.path.join(root, "SA-V", f"sav_{split}")
     names = []
     for name, rgb, labels in _videos(num, frames, size, seed, split):
         for t, image in enumerate(rgb):
             write_image(os.path.join(base, "JPEGImages_24fps", name, f"{t:05d}.jpg"), image)
-        for t in range(0, frames, 4):
+        annotated = list(range(0, frames, 4))
+        start = next((t for t in annotated if t >= late and (labels[t] == 2).any()), frames)
+        for t in annotated:
             for obj in (1, 2):
-                mask = (labels[t] == obj) & (obj == 1 or t >= late)
+                mask = (labels[t] == obj) & (obj == 1 or t >= start)
                 write_indexed_png(os.path.join(base, "Annotations_6fps", name, f"{obj - 1:03d}", f"{t:05d}.png"),
                                   mask.astype(np.uint8), [0, 0, 0, 255, 255, 255])
         names.append(name)
