@@ -61,7 +61,8 @@ class SplitReader(FolderReader):
     def check_layout(self) -> None:
         """A layout_error unless ROOT/<split>/<frames folder> exists."""
         if not os.path.isdir(os.path.join(self.split_dir, self.frames_folder)):
-            raise self.layout_error(f"{self.root} has no {os.path.basename(self.split_dir)}/{self.frames_folder} folder")
+            folder = os.path.join(os.path.basename(self.split_dir), self.frames_folder)
+            raise self.layout_error(f"{self.root} has no {folder} folder")
 
     def video_names(self) -> List[str]:
         """Every sub-folder of ROOT/<split>/<frames folder>."""
@@ -242,7 +243,8 @@ class SAV(SplitReader):
                 mask = binary(os.path.join(folder, frame + ".png"))
                 if mask.any():
                     if frame not in index:
-                        raise VOSError(f"SAV data set: {folder}/{frame}.png has no frame {frame} in {self.frame_dir(name)}")
+                        raise VOSError(f"SAV data set: {folder}/{frame}.png has no frame {frame} in "
+                                       f"{self.frame_dir(name)}")
                     starts.setdefault(index[frame], []).append((label, mask))
                     break
         out = os.path.join(given_cache(self.root, self.split, self.label), name)
@@ -264,4 +266,5 @@ class SAV(SplitReader):
 
     def scoring(self) -> Scoring:
         """SA-V J&F against Annotations_6fps after exporting per-object PNGs."""
-        return Scoring(SCORE_SAV, {v.name: self.mask_dir(v.name) for v in self.videos}, results_name=f"SAV-{self.split}")
+        truth = {v.name: self.mask_dir(v.name) for v in self.videos}
+        return Scoring(SCORE_SAV, truth, results_name=f"SAV-{self.split}")

@@ -94,7 +94,8 @@ def test_lvos_every_fifth_frame_and_padded_range(tmp_path):
     meta = {"videos": {"v": {"objects": {"1": {"frame_range": {"start": 1, "end": 12, "frame_nums": 4}},
                                          "2": {"frame_range": {"start": 6, "end": 12, "frame_nums": 2}}}}}}
     (tmp_path / "meta.json").write_text(json.dumps(meta))
-    table = score_lvos(str(tmp_path / "meta.json"), {"v": str(tmp_path / "gt" / "v")}, str(tmp_path / "res"), "t", ["v"])
+    table = score_lvos(str(tmp_path / "meta.json"), {"v": str(tmp_path / "gt" / "v")}, str(tmp_path / "res"),
+                       "t", ["v"])
     one, two = table.rows
     # object 1: frames 1, 6, 11 -> [1, 1, 0] in an array of frame_nums 4 -> [1, 1, 0, 0]
     assert (one["Sequence"], one["J-Mean"], one["F-Mean"], one["J-Recall"]) == ("v_1", 0.5, 0.5, 0.5)
