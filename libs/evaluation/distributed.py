@@ -1,8 +1,9 @@
 """test.py under torchrun: share a set's videos out among ranks (balanced by frame count), mark each
 finished video on disk, and after a restart of the worker group skip the videos already marked.
 
-A video's marker is the hidden file `<results folder>/<video>/.done`, written atomically once its last
-mask is written (`mark_done`). Markers are honoured only by a group that torchrun restarted
+A video's marker is the file `.<results folder name>-done/<video>` beside the results folder (e.g.
+output/.DAVIS17-done/bear for output/DAVIS17/bear/), written atomically once its last mask is written
+(`mark_done`); the result folders themselves hold only masks. Markers are honoured only by a group that torchrun restarted
 (TORCHELASTIC_RESTART_COUNT > 0): the first attempt removes the markers of its share, so a new run never
 skips a video on the word of an earlier run.
 """
@@ -13,7 +14,6 @@ from typing import Dict, List, Sequence, Tuple
 
 from libs.io.paths import atomic_path
 
-MARKER = ".done"
 
 
 def shard_videos(frame_counts: Sequence[int], world: int) -> List[List[int]]:
@@ -36,8 +36,9 @@ def restart_count(environ: Dict[str, str]) -> int:
 
 
 def marker_path(videos_root: str, name: str) -> str:
-    """Where the completion marker of video `name` lives."""
-    return os.path.join(videos_root, name, MARKER)
+    """Where the completion marker of video `name` lives: beside `videos_root`, not inside it."""
+    parent, folder = os.path.split(os.path.abspath(videos_root))
+    return os.path.join(parent, f".{folder}-done", name)
 
 
 def mark_done(videos_root: str, name: str) -> None:

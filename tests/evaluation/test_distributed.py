@@ -21,11 +21,12 @@ def test_shards_balance_frames_and_cover_every_video_once():
 
 
 def test_marker_is_written_atomically_and_cleared(tmp_path):
-    root = str(tmp_path)
+    root = str(tmp_path / "out")
     assert not distributed.is_done(root, "a")
     distributed.mark_done(root, "a")
     assert distributed.is_done(root, "a")
-    assert os.listdir(tmp_path / "a") == [".done"]                 # no temporary file left behind
+    assert os.listdir(tmp_path / ".out-done") == ["a"]          # beside the results, no temporary file left
+    assert not (tmp_path / "out").exists()                       # the results folder itself is untouched
     distributed.clear_markers(root, ["a", "b"])
     assert not distributed.is_done(root, "a")
 
@@ -37,7 +38,7 @@ def _dataset(lengths):
 
 
 def test_first_attempt_redoes_its_share_and_a_restart_skips_marked_videos(tmp_path):
-    root = str(tmp_path)
+    root = str(tmp_path / "out")
     dataset = _dataset([9, 8, 7, 6])
     for name in ("v0", "v1", "v3"):
         distributed.mark_done(root, name)                          # left by an earlier run
@@ -55,5 +56,5 @@ def test_first_attempt_redoes_its_share_and_a_restart_skips_marked_videos(tmp_pa
 def test_failures_of_videos_finished_later_are_dropped(tmp_path):
     parts = [{"a": "out of memory"}, {"b": "cannot read"}]
     assert distributed.merge_failures(parts, done=["a"]) == {"b": "cannot read"}
-    distributed.mark_done(str(tmp_path), "x")
-    assert distributed.unseen_results([(["x", "y"], {})], str(tmp_path)) == ["y"]
+    distributed.mark_done(str(tmp_path / "out"), "x")
+    assert distributed.unseen_results([(["x", "y"], {})], str(tmp_path / "out")) == ["y"]

@@ -82,7 +82,7 @@ def test_lvos_object_appearing_later_and_sparse_scoring(data, r18_checkpoint, tm
     run = _test(r18_checkpoint, data, tmp_path, "LVOS")
     assert run.returncode == 0, run.describe()
     out, truth = tmp_path / "LVOS" / "valid-000", data / "LVOS" / "valid" / "Annotations" / "valid-000"
-    assert len(os.listdir(out)) == 13                                  # 12 masks and the .done marker
+    assert len(os.listdir(out)) == 12 and (tmp_path / ".LVOS-done" / "valid-000").is_file()   # masks, marker
     assert all(not (read_label_png(str(out / f"{n:08d}.png")) == 2).any() for n in range(1, 6))
     assert np.array_equal(read_label_png(str(out / "00000006.png")) == 2,
                           read_label_png(str(truth / "00000006.png")) == 2)    # given where it starts
@@ -117,7 +117,7 @@ def test_sav_through_one_process(torchrun_runs, data):
     base, single, _ = torchrun_runs
     assert single.returncode == 0, single.describe()
     out = base / "one" / "SAV"
-    assert sorted(os.listdir(out / "label_maps" / "val-000")) == [".done"] + [f"{t:05d}.png" for t in range(13)]
+    assert sorted(os.listdir(out / "label_maps" / "val-000")) == [f"{t:05d}.png" for t in range(13)]
     assert sorted(os.listdir(out / "Annotations_6fps" / "val-000" / "001")) == [f"{t:05d}.png" for t in (0, 4, 8, 12)]
     assert not (read_label_png(str(out / "label_maps" / "val-000" / "00002.png")) == 2).any()   # 001 not yet given
     assert (out / "global_results-SAV-val.csv").read_text().startswith("J&F-Mean,J-Mean,F-Mean\n")
