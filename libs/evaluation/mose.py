@@ -6,7 +6,7 @@ Per object (the ids of the first ground-truth frame), on every frame but the fir
 - F (standard): DAVIS boundary F with radius ceil(0.008 * image diagonal);
 - F_new (the adaptive boundary, "J&F-dot"): the radius is ceil(0.1 * sqrt(object area in the ground
   truth)) (with an empty ground truth ceil(0.1 * diagonal)), capped at 0.008 * diagonal; when the cap
-  applies both F and F_new use the uncapped-by-ceil radius 0.008 * diagonal itself (a fractional disk
+  applies, F and F_new both use the radius 0.008 * diagonal itself, not rounded up (a fractional disk
   as skimage draws it: offsets arange(-r, r + 1), kept where dx^2 + dy^2 <= r^2);
 - disappearance / reappearance: the frames where the ground truth is empty split the object's frames
   into segments; J and F_new are averaged per segment as the evaluator does.
@@ -73,6 +73,7 @@ def segment_means(j: np.ndarray, f: np.ndarray, empty: np.ndarray) -> Tuple[Opti
             for i, s in enumerate(reappear)]
 
     def jf(parts: List[Tuple[float, float]]) -> Optional[float]:
+        """(mean J + mean F_new) / 2 over segments, None without any."""
         return (np.mean([p[0] for p in parts]) + np.mean([p[1] for p in parts])) / 2 if parts else None
 
     return jf(gone), jf(back)
@@ -121,6 +122,7 @@ def score_mose2(ground_truth: Dict[str, str], results: str, name: str, videos: S
         raise VOSError("MOSE: no object to score (the first ground-truth frames hold no object id)")
 
     def mean(key: str) -> float:
+        """Mean over the objects that have a value for `key`."""
         kept = [r[key] for r in table.rows if r[key] is not None]
         return float(np.mean(kept)) if kept else math.nan
 
