@@ -44,9 +44,9 @@ def _args(checkpoint, data, out, valset):
                                                 "output_dir", str(out)]
 
 
-def _test(checkpoint, data, out, valset):
+def _test(checkpoint, data, out, valset, *extra):
     """test.py run in this process (cheap); the Run."""
-    return run_inprocess(["test.py"] + _args(checkpoint, data, out, valset))
+    return run_inprocess(["test.py"] + _args(checkpoint, data, out, valset) + list(extra))
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,9 @@ def data(tmp_path_factory, r18_checkpoint):
 
 @pytest.mark.slow
 def test_mose_valid_becomes_a_server_zip(data, r18_checkpoint, tmp_path):
-    run = _test(r18_checkpoint, data, tmp_path, "MOSE")
+    run = _test(r18_checkpoint, data, tmp_path, "MOSE", "batch_videos", "2")
     assert run.returncode == 0, run.describe()
+    assert sorted(os.listdir(tmp_path / ".MOSE-done")) == ["valid-000", "valid-001"]   # batched run marks too
     with zipfile.ZipFile(tmp_path / "MOSE.zip") as archive:
         assert sorted(archive.namelist()) == [f"valid-{v:03d}/{t:05d}.png" for v in range(2) for t in range(4)]
     assert "submission ready to upload" in run.output
