@@ -6,7 +6,12 @@ from typing import Dict, List, Optional, Protocol, runtime_checkable
 SCORE_DAVIS = "davis"        # DAVIS-style J&F against a folder of ground-truth PNGs per video
 SCORE_YOUTUBE = "youtube"    # results packed as the YouTube-VOS server's zip (scored by the server)
 SCORE_NONE = "none"          # no ground truth: masks are written, nothing is scored
-SCORERS = (SCORE_DAVIS, SCORE_YOUTUBE, SCORE_NONE)
+SCORE_MOSE2 = "mose2"        # MOSEv2's J&F_new (adaptive boundary) against full ground-truth folders
+SCORE_LVOS = "lvos"          # LVOS toolkit J&F: every 5th frame of each object's range in the meta JSON
+SCORE_SAV = "sav"            # SA-V evaluator J&F on per-object PNG folders (results exported to that layout)
+SCORE_SERVER = "server"      # no local ground truth: every mask zipped as <video>/<frame>.png for a server
+BENCHMARK_SCORERS = (SCORE_MOSE2, SCORE_LVOS, SCORE_SAV, SCORE_SERVER)   # libs.evaluation.benchmarks
+SCORERS = (SCORE_DAVIS, SCORE_YOUTUBE, SCORE_NONE) + BENCHMARK_SCORERS
 
 
 @dataclass(frozen=True)
@@ -30,9 +35,9 @@ class Scoring:
     """How the results of an evaluation set are scored once its masks are written."""
 
     scorer: str = SCORE_NONE                                  # one of SCORERS
-    ground_truth: Dict[str, str] = field(default_factory=dict)  # davis: video name -> folder of its GT PNGs
+    ground_truth: Dict[str, str] = field(default_factory=dict)  # davis, mose2, lvos, sav: video -> its GT folder
     merge_objects: bool = False     # davis: one merged foreground per video (the DAVIS 2016 rules)
-    meta_path: str = ""             # youtube: the split's meta.json
+    meta_path: str = ""             # youtube: the split's meta.json; lvos: the split's meta JSON
     frames_root: str = ""           # youtube: folder of the split's frame folders (checks the layout)
     results_name: str = ""          # davis: names the score files and table (global_results-<name>.csv);
                                     # '' -> the split, as the DAVIS toolkit names them

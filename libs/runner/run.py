@@ -1,16 +1,18 @@
 """Videos through the one core and the one writer: test.py's and validation's sets, the demo's video and
 live input all go through `run_outputs`, which writes each frame's result as it comes, finishes or fails
 each video on its own and reports the run; sets are then scored through their contract."""
+import functools
 import logging
 import os
 import time
-from typing import Iterable, Iterator, Optional, Tuple
+from typing import Callable, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
 
 from libs.dataset.base import EvaluationSet
 from libs.dataset.build import build_eval_dataset
+from libs.evaluation.distributed import mark_done
 from libs.inference import build_backend, build_core
 from libs.inference.core import InferenceCore
 from libs.inference.frames import ObjectTable, frame_tensor, mask_tensor
@@ -36,8 +38,8 @@ def job_frames(frames: Iterable[np.ndarray], out: Output, device: torch.device) 
 class OutputRun:
     """Consumes the scheduler's events: writes results, finishes and fails videos, keeps the report."""
 
-    def __init__(self, scheduler: Scheduler, bar, report: RunReport):
-        self.scheduler, self.bar, self.report = scheduler, bar, report
+    def __init__(self, scheduler: Scheduler, bar, report: RunReport, on_done: Optional[Callable[[str], None]]):
+        self.scheduler, self.bar, self.report, self.on_done = scheduler, bar, report, on_done
         self.outputs = {}
         self.writes = WriteQueue()
 
@@ -72,6 +74,8 @@ class OutputRun:
     def _done(self, key, out: Output) -> None:
         """A video's results are all written."""
         self.outputs.pop(key)
+        if self.on_done is not None:
+            self.on_done(key)
         self.report.done.append(key)
         self.report.frames += out.frames
         log.info("video %s: %d frames", key, out.frames)
@@ -85,15 +89,16 @@ class OutputRun:
         log.error("video %s FAILED, going on with the others: %s", key, self.report.failed[key])
 
 
-def run_outputs(core: InferenceCore, items: Iterable[Tuple[Job, Output]], title: str,
-                total: Optional[int], report: Optional[RunReport] = None) -> RunReport:
+def run_outputs(core: InferenceCore, items: Iterable[Tuple[Job, Output]], title: str, total: Optional[int],
+                on_done: Optional[Callable[[str], None]] = None) -> RunReport:
     """Run every video of `items` through `core` and write its results; a video that fails is reported and
-    the others go on. `total`: the frames of all videos (None: a stream)."""
-    report = report or RunReport()
+    the others go on. `total`: the frames of all videos (None: a stream); `on_done(key)` once a video's
+    results are all written (e.g. its completion marker)."""
+    report = RunReport()
     start = time.perf_counter()
     scheduler = Scheduler(core, core.settings.align)
     with progress(total, title, unit="frame") as bar:
-        run = OutputRun(scheduler, bar, report)
+        run = OutputRun(scheduler, bar, report, on_done)
         try:
             for event in scheduler.run(JobQueue(run.jobs(items), closed=True)):
                 run.handle(event)
@@ -103,35 +108,40 @@ def run_outputs(core: InferenceCore, items: Iterable[Tuple[Job, Output]], title:
     return report
 
 
+def _failing(err: BaseException) -> Iterator[Frame]:
+    """The frames of a video that could not be prepared: its error, raised where the scheduler reads them."""
+    raise err
+    yield  # noqa: unreachable: makes this a generator
+
+
 def set_items(dataset: EvaluationSet, videos_root: str, input_size, fmt: str, device: torch.device,
-              decoder: Optional[DaliDecoder], report: RunReport, longest_first: bool, prefix: str = ""
-              ) -> Iterator[Tuple[Job, Output]]:
+              decoder: Optional[DaliDecoder], longest_first: bool, prefix: str = "") -> Iterator[Tuple[Job, Output]]:
     """A job and output per video of the set (longest first when batching: fewer idle slots at the end); a
-    video that cannot be prepared (masks, sizes, output folder) is reported failed here."""
+    video that cannot be prepared (masks, sizes, output folder) fails as its job starts, like any other."""
     videos = list(enumerate(dataset.videos))
     if longest_first:
         videos.sort(key=lambda item: -len(item[1].frames))
     for i, video in videos:
+        title = f"{prefix}[{i + 1}/{len(dataset.videos)}] {video.name}"
         try:
             prep = prepare_video(video, videos_root, input_size, fmt, dataset.merge_objects)
         except ERRORS as err:
-            report.failed[video.name] = video_failure(err)
-            log.error("video %s FAILED, going on with the others: %s", video.name, report.failed[video.name])
+            yield Job(video.name, _failing(err)), Output(title, str, None, ObjectTable(), {}, total=len(video.frames))
             continue
-        out = Output(f"{prefix}[{i + 1}/{len(dataset.videos)}] {video.name}", video.frame_names.__getitem__,
-                     prep.letterbox, ObjectTable(), prep.given, prep.writer, total=len(video.frames))
+        out = Output(title, video.frame_names.__getitem__, prep.letterbox, ObjectTable(), prep.given, prep.writer,
+                     total=len(video.frames))
         yield Job(video.name, job_frames(read_frames(video, prep.size, decoder), out, device)), out
 
 
 def run_set(core: InferenceCore, dataset: EvaluationSet, out_root: str, input_size, fmt: str, device: torch.device,
             decoder: Optional[DaliDecoder] = None, prefix: str = "") -> RunReport:
-    """Segment every video of the set into out_root/<results_subdir>/<video>/ (core.slots at once)."""
-    report = RunReport()
+    """Segment every video of the set into out_root/<results_subdir>/<video>/ (core.slots at once); a
+    finished video's completion marker is written beside (libs/evaluation/distributed.py)."""
     videos_root = os.path.join(out_root, dataset.results_subdir)
-    items = set_items(dataset, videos_root, input_size, fmt, device, decoder, report, core.slots > 1, prefix)
+    items = set_items(dataset, videos_root, input_size, fmt, device, decoder, core.slots > 1, prefix)
     total = sum(len(v.frames) for v in dataset.videos)
     title = f"{prefix}{len(dataset.videos)} videos, {core.slots} at once"
-    return run_outputs(core, items, title, total, report)
+    return run_outputs(core, items, title, total, functools.partial(mark_done, videos_root))
 
 
 def run_and_score(core: InferenceCore, dataset: EvaluationSet, out_root: str, input_size, fmt: str,

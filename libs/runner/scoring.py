@@ -3,7 +3,7 @@ import logging
 import os
 from typing import Optional, Sequence
 
-from libs.dataset.base import SCORE_DAVIS, SCORE_YOUTUBE, EvaluationSet, Scoring
+from libs.dataset.base import BENCHMARK_SCORERS, SCORE_DAVIS, SCORE_YOUTUBE, EvaluationSet, Scoring
 from libs.utils.device import usable_workers
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,9 @@ def score_results(dataset: EvaluationSet, out_root: str, fmt: str, workers: int 
             return None
         pack_for_server(scoring, out_root)
         return None
+    if scoring.scorer in BENCHMARK_SCORERS:     # MOSE, LVOS, SA-V: libs.evaluation.benchmarks
+        from libs.evaluation.benchmarks import score_benchmark
+        return score_benchmark(dataset, scoring, out_root, names)
     if scoring.scorer == SCORE_DAVIS:
         return score_davis(dataset, scoring, os.path.join(out_root, dataset.results_subdir), names, workers)
     log.info("no ground truth for every frame of %s: not evaluated", dataset.root)

@@ -121,7 +121,7 @@ class Output:
 
     title: str
     name: Callable[[int], str]                       # t -> output file name (without extension)
-    letterbox: Letterbox
+    letterbox: Optional[Letterbox]                   # None: a video that failed before it started
     objects: ObjectTable
     given: Dict[int, np.ndarray]                     # masks given as input, by frame index
     writer: Optional[ResultWriter] = None

@@ -40,7 +40,7 @@ def _masks(folder):
     return {name: read_mask(os.path.join(folder, name))[0] for name in sorted(os.listdir(folder))}
 
 
-def test_batched_masks_equal_one_at_a_time_and_a_failing_video_leaves_its_slot(tmp_path):
+def test_batched_masks_equal_one_at_a_time_and_a_failing_video_leaves_its_slot(tmp_path, capsys):
     root = str(tmp_path / "SYNTHETIC")
     names = write_dataset(root, 3, 4, (40, 64), seed=5)
     bad = os.path.join(root, "JPEGImages", "480p", names[1], "00002.jpg")
@@ -54,6 +54,8 @@ def test_batched_masks_equal_one_at_a_time_and_a_failing_video_leaves_its_slot(t
         core = build_core(cfg, build_backend(cfg, model), len(dataset.videos))
         assert core.slots == batch
         reports[batch] = run_and_score(core, dataset, str(tmp_path / f"b{batch}"), cfg.input_size, "index", CPU)
+        # the progress line ends at every frame of the set, the failed video's included (not 10/12)
+        assert f"3 videos, {batch} at once: 12/12 frame" in capsys.readouterr().err
     one, two = reports[1], reports[2]
     assert sorted(two.done) == [names[0], names[2]] and list(two.failed) == [names[1]]
     assert two.failed[names[1]] == one.failed[names[1]] and bad in two.failed[names[1]]
