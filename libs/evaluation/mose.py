@@ -16,7 +16,6 @@ import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 
 from libs.errors import VOSError
