@@ -19,21 +19,21 @@ COMMON = TINY + ["loop", "0"]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone"]
 KILLER = '''import os, runpy, sys
 sys.path.insert(0, {repo!r})
-import libs.runner.loop as loop
+import libs.runner.run as run
 attempt, rank, log = os.environ["TORCHELASTIC_RESTART_COUNT"], os.environ["RANK"], {log!r}
 def note(what):
     with open(log, "a") as handle:
         handle.write(what + "\\n")
-run_video, mark_done = loop.run_video, loop.mark_done
-def started(engine, video, *args, **kwargs):
+prepare_video, mark_done = run.prepare_video, run.mark_done
+def started(video, *args, **kwargs):
     note(f"start {{attempt}} {{rank}} {{video.name}}")
-    return run_video(engine, video, *args, **kwargs)
+    return prepare_video(video, *args, **kwargs)
 def done(root, name):
     mark_done(root, name)
     note(f"done {{attempt}} {{rank}} {{name}}")
     if attempt == "0" and rank == "1":
         os._exit(3)                              # rank 1 dies right after its first video
-loop.run_video, loop.mark_done = started, done
+run.prepare_video, run.mark_done = started, done
 sys.argv = [os.path.join({repo!r}, "test.py")] + sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 '''
