@@ -164,6 +164,19 @@ class VideoSession:
             self._results[t] = labels.copy()
             self._pending = t if self._pending is None else min(self._pending, t)
 
+    def restore(self, given: Dict[int, np.ndarray], results: Dict[int, np.ndarray]) -> None:
+        """Replace every mask: `given` as add_mask gives them, `results` as propagated ones (saved masks after
+        a restart, or masks with an object deleted); not while a propagation runs."""
+        given = {self._index(t): check_labels(m, t, self.size) for t, m in given.items()}
+        results = {self._index(t): np.asarray(m, np.uint8) for t, m in results.items()}
+        if any(m.shape != tuple(self.size) for m in results.values()):
+            raise VOSError(f"every restored mask must be {self.size[1]}x{self.size[0]}")
+        with self._lock:
+            if self._running:
+                raise VOSError("a propagation is running; stop it before replacing the masks")
+            self._given, self._pending = given, None
+            self._results = {**results, **{t: m.copy() for t, m in given.items()}}
+
     def propagate(self, start: Optional[int] = None, end: Optional[int] = None, reverse: bool = False
                   ) -> Iterator[Tuple[int, np.ndarray]]:
         """Propagate the mask of frame `start` to `end` (inclusive; default the last frame, or 0 when

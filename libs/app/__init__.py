@@ -3,11 +3,11 @@ export, over the Python API (libs/api.py) and the one inference engine."""
 import functools
 import os
 
-from starlette.applications import Starlette
 from yacs.config import CfgNode
 
+from libs.app.security import JSON_LIMIT, Guard, Policy, is_loopback, local_names, new_token
 from libs.app.server import build_app
-from libs.app.sessions import SessionStore
+from libs.app.sessions import Limits, SessionStore
 from libs.engine import build_engine
 from libs.models import build_model
 from libs.utils.device import resolve_device
@@ -15,11 +15,27 @@ from libs.utils.device import resolve_device
 __all__ = ["build_server_app"]
 
 
-def build_server_app(cfg: CfgNode) -> Starlette:
+def build_server_app(cfg: CfgNode) -> Guard:
     """The app for `cfg`: one model (`initial`) shared by every session, session folders under
-    `<output_dir>/app/`, uploads up to `max_upload_mb`, server paths inside `allowed_dir` only."""
+    `<output_dir>/app/`, the limits of the app keys, server paths inside `allowed_dir` only; behind a Guard
+    (Host, Origin, body sizes, and with a non-loopback `host` the token `app.token`)."""
     device = resolve_device(cfg.gpu_id)
     model = build_model(cfg).to(device).eval()
+    limits = Limits(cfg.max_upload_mb, cfg.max_frames, cfg.max_pixels, cfg.max_sessions,
+                    60.0 * cfg.session_idle_minutes)
     store = SessionStore(os.path.join(cfg.output_dir, "app"), functools.partial(build_engine, cfg, model),
-                         tuple(cfg.input_size), device, cfg.max_upload_mb)
-    return build_app(store, cfg.max_upload_mb, cfg.allowed_dir)
+                         tuple(cfg.input_size), device, limits)
+    token = "" if is_loopback(cfg.host) else (cfg.token or new_token())
+    policy = Policy(local_names(cfg.host, tuple(cfg.allowed_hosts)), cfg.port, token,
+                    functools.partial(body_limit, limits))
+    return Guard(build_app(store, cfg.allowed_dir), policy)
+
+
+def body_limit(limits: Limits, method: str, path: str) -> int:
+    """The largest body accepted by `path`: uploads max_upload_mb (plus 1 MB: the upload handler itself
+    refuses a larger file with its name), masks max_pixels, anything else small."""
+    if path.endswith("/upload"):
+        return (limits.max_upload_mb + 1) * 1024 * 1024
+    if "/mask/" in path:
+        return limits.max_pixels
+    return JSON_LIMIT

@@ -1,33 +1,54 @@
-"""The browser app's sessions: one per browser tab, each with its own folder, video and propagation job."""
+"""The browser app's sessions: one per browser tab, each with its own folder, video and propagation job.
+A session's video and masks live in its folder (libs/app/files.py): a session dropped from memory (idle,
+or the server restarted) comes back when its page asks for it."""
 import logging
 import os
+import re
 import shutil
 import threading
 import time
 import uuid
 import zipfile
+from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
+import numpy as np
 import torch
 
-from libs.api import VideoSession, load_frames
-from libs.app.media import Unknown, unzip_frames
+from libs.api import VideoSession
+from libs.app.files import MaskWriter, SessionFiles
+from libs.app.frames import FrameCache, build_cache
+from libs.app.media import Busy, Unknown, unzip_frames
 from libs.engine import InferenceEngine
 from libs.errors import VOSError
 from libs.io import atomic_path, safe_join
 
 log = logging.getLogger("app")
-IDLE_FORGET_S = 3600.0        # a session no page asked about for this long is dropped from memory (files stay)
+SID = re.compile(r"[0-9a-f]{16}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server holds: upload size, video length and frame size, sessions in memory and their idle time."""
+
+    max_upload_mb: int = 500
+    max_frames: int = 10000
+    max_pixels: int = 3840 * 2160
+    max_sessions: int = 8
+    idle_s: float = 3600.0
 
 
 class AppSession:
     """One browser tab: its folder under the app's root, its video (a VideoSession) and its job."""
 
     def __init__(self, sid: str, folder: str):
-        self.sid, self.folder = sid, folder
+        self.sid, self.folder, self.files = sid, folder, SessionFiles(folder)
         self.video: Optional[VideoSession] = None
         self.name = ""
+        self.version = 0                        # the open video's number in this session (frame URLs carry it)
         self.error = ""                         # why the last propagation failed ('' when it did not)
+        self.stopped = False                    # the last propagation was stopped by the user
+        self.run: Tuple[int, bool] = (0, False)     # (start frame, reverse) of the last propagation
         self.thread: Optional[threading.Thread] = None
         self.lock = threading.Lock()            # one request changes the session at a time
         self.last_seen = time.monotonic()
@@ -48,7 +69,7 @@ class AppSession:
     def status(self) -> dict:
         """What the page shows: the video, the progress, and per frame '.' (no mask), 'g' (given) or 'p'."""
         if self.video is None:
-            return {"open": False, "error": self.error}
+            return {"open": False, "error": self.error, "id": self.sid}
         video = self.video
         marks = ["."] * len(video)
         for t in video.mask_frames():
@@ -56,80 +77,176 @@ class AppSession:
         for t in video.given_frames():
             marks[t] = "g"
         done, total = video.progress
-        return {"open": True, "name": self.name, "frames": len(video), "height": video.size[0],
-                "width": video.size[1], "running": video.running, "done": done, "total": total,
+        start, reverse = self.run
+        last = start + (1 - done if reverse else done - 1) if done else None
+        return {"open": True, "id": self.sid, "name": self.name, "version": self.version, "frames": len(video),
+                "height": video.size[0], "width": video.size[1], "running": video.running, "done": done,
+                "total": total, "start": start, "reverse": reverse, "last": last, "stopped": self.stopped,
                 "error": self.error, "marks": "".join(marks)}
 
 
 class SessionStore:
-    """Creates and finds sessions; opens videos and runs propagations for them on one shared model."""
+    """Creates, finds and restores sessions; opens videos and runs propagations for them on one shared model."""
 
     def __init__(self, root: str, make_engine: Callable[[], InferenceEngine], input_size: Tuple[int, int],
-                 device: torch.device, max_upload_mb: int):
+                 device: torch.device, limits: Limits = Limits()):
         self.root, self.make_engine, self.input_size, self.device = root, make_engine, input_size, device
-        self.max_upload_mb = max_upload_mb
+        self.limits = limits
         self.sessions: Dict[str, AppSession] = {}
         self.engine_lock = threading.Lock()     # frames of concurrent sessions take turns on the device
+        self.lock = threading.Lock()            # guards `sessions`
+        self.writer = MaskWriter()
 
     def create(self) -> AppSession:
         """A new session with its own folder."""
-        self.forget_idle()
-        sid = uuid.uuid4().hex[:16]
-        session = AppSession(sid, safe_join(self.root, sid))
-        os.makedirs(session.folder, exist_ok=True)
-        self.sessions[sid] = session
+        with self.lock:
+            self._make_room()
+            sid = uuid.uuid4().hex[:16]
+            session = AppSession(sid, safe_join(self.root, sid))
+            os.makedirs(session.folder, exist_ok=True)
+            self.sessions[sid] = session
         log.info("session %s started (folder %s)", sid, session.folder)
         return session
 
     def get(self, sid: str) -> AppSession:
-        """The session `sid`, or an Unknown error asking to reload the page."""
-        session = self.sessions.get(sid)
-        if session is None:
-            raise Unknown("this page's session is unknown to the server (restarted, or idle for an hour); "
-                          "reload the page")
-        session.last_seen = time.monotonic()
+        """The session `sid` (restored from its folder when not in memory), or an Unknown error."""
+        with self.lock:
+            session = self.sessions.get(sid)
+            if session is None:
+                session = self._restore(sid)
+            session.last_seen = time.monotonic()
+            return session
+
+    def _restore(self, sid: str) -> AppSession:
+        """Bring back a session from its folder: its video (frame cache) and its saved masks."""
+        meta = SessionFiles(os.path.join(self.root, sid)).meta() if SID.fullmatch(sid) else None
+        if meta is None:
+            raise Unknown("this page's session is unknown to the server (its folder holds no video); "
+                          "reload the page without ?session= to start a new one")
+        self._make_room()
+        session = AppSession(sid, safe_join(self.root, sid))
+        version = meta["version"]
+        video = self._video(FrameCache(session.files.version_dir(version, "frames")), meta["name"])
+        video.restore(*session.files.load(version))
+        session.video, session.name, session.version = video, meta["name"], version
+        self.sessions[sid] = session
+        log.info("session %s restored from %s (%s, %d masks)", sid, session.folder, meta["name"],
+                 len(video.mask_frames()))
         return session
 
-    def forget_idle(self, idle_s: float = IDLE_FORGET_S) -> None:
-        """Drop the sessions (their frames in memory) that no page asked about for `idle_s` seconds and that
-        run nothing; their folders stay on disk."""
+    def _make_room(self) -> None:
+        """Drop idle sessions, then the least recently used ones, until a new one fits (caller holds lock)."""
+        self._forget(self.limits.idle_s)
+        while len(self.sessions) >= self.limits.max_sessions:
+            idle = [s for s in self.sessions.values() if not _running(s)]
+            if not idle:
+                raise Busy(f"the server holds {len(self.sessions)} sessions, all propagating (max_sessions "
+                           f"{self.limits.max_sessions}); wait for one to finish, or raise max_sessions")
+            self._drop(min(idle, key=lambda s: s.last_seen), "to make room for another")
+
+    def forget_idle(self) -> None:
+        """Drop the sessions no page asked about for `idle_s` seconds (the idle timer calls this)."""
+        with self.lock:
+            self._forget(self.limits.idle_s)
+
+    def _forget(self, idle_s: float) -> None:
+        """Drop the sessions idle for `idle_s` seconds that run nothing (caller holds the lock)."""
         now = time.monotonic()
-        for sid, session in list(self.sessions.items()):
-            if now - session.last_seen > idle_s and not (session.video is not None and session.video.running):
-                del self.sessions[sid]
-                log.info("session %s: idle for %.0f s, forgotten (its files stay in %s)", sid,
-                         now - session.last_seen, session.folder)
+        for session in list(self.sessions.values()):
+            if now - session.last_seen > idle_s and not _running(session):
+                self._drop(session, f"idle for {now - session.last_seen:.0f} s")
+
+    def _drop(self, session: AppSession, why: str) -> None:
+        """Forget a session: its memory goes, its temporary files too; its video and masks stay on disk."""
+        del self.sessions[session.sid]
+        self.writer.flush()
+        if session.video is None:
+            shutil.rmtree(session.folder, ignore_errors=True)
+        else:
+            session.files.clean(keep=session.version)
+        log.info("session %s dropped from memory (%s); its files stay in %s", session.sid, why, session.folder)
+
+    def _video(self, frames: FrameCache, name: str) -> VideoSession:
+        """A VideoSession on cached frames with an engine of its own."""
+        return VideoSession(frames, frames.names, frames.fps, self.make_engine(), self.input_size, self.device,
+                            title=name)
 
     def open_video(self, session: AppSession, path: str, name: str) -> None:
-        """Decode the video (file, folder or zip of frames) at `path`; the session's previous video stays
-        when this one fails."""
-        source, unpacked = path, os.path.join(session.folder, f"frames-{uuid.uuid4().hex[:8]}")
+        """Decode the video (file, folder or zip of frames) at `path` into the session's frame cache; the
+        session's previous video stays when this one fails."""
+        version = session.version + 1
+        cache = session.files.prepare(version)
+        unpacked = session.files.version_dir(version, "unzipped")
         try:
-            if path.lower().endswith(".zip"):
-                source = unzip_frames(path, unpacked, self.max_upload_mb)
-            frames, names, fps = load_frames(source)
+            source = unzip_frames(path, unpacked, self.limits.max_upload_mb) if path.lower().endswith(".zip") else path
+            video = self._video(build_cache(source, cache, name, self.limits.max_frames, self.limits.max_pixels),
+                                name)
         except VOSError as err:        # name the user's file, not the server's copy of it
-            shutil.rmtree(unpacked, ignore_errors=True)        # frames unpacked from a zip that failed
-            raise type(err)(str(err).replace(source, name).replace(path, name)) from None
-        video = VideoSession(frames, names, fps, self.make_engine(), self.input_size, self.device, title=name)
+            shutil.rmtree(session.files.version_dir(version), ignore_errors=True)
+            raise type(err)(str(err).replace(unpacked, name).replace(path, name)) from None
+        except BaseException:
+            shutil.rmtree(session.files.version_dir(version), ignore_errors=True)
+            raise
+        shutil.rmtree(unpacked, ignore_errors=True)
         with session.lock:
             if session.video is not None and session.video.running:
+                shutil.rmtree(session.files.version_dir(version), ignore_errors=True)
                 raise VOSError("a propagation is running; press Stop before opening another video")
-            session.video, session.name, session.error = video, name, ""
-        log.info("session %s: opened %s (%d frames, %dx%d)", session.sid, name, len(frames),
-                 video.size[1], video.size[0])
+            session.video, session.name, session.error, session.version = video, name, "", version
+            session.stopped, session.run = False, (0, False)
+            session.files.commit(version, name)
+        log.info("session %s: opened %s (%d frames, %dx%d)", session.sid, name, len(video), video.size[1],
+                 video.size[0])
 
-    def propagate(self, session: AppSession, start: int) -> None:
-        """Start propagating from frame `start` to the last frame in a background thread."""
+    def put_mask(self, session: AppSession, t: int, labels: np.ndarray) -> None:
+        """Give frame t's mask and save it."""
+        with session.lock:
+            video = session.require_idle()
+            video.add_mask(t, labels)
+            for kind in ("given", "results"):
+                session.files.save(session.version, kind, t, labels, video.palette)
+
+    def delete_object(self, session: AppSession, obj: int) -> int:
+        """Remove object `obj` from every mask (saved too); returns the number of frames it was on."""
+        with session.lock:
+            video = session.require_idle()
+            given, results, touched = {}, {}, []
+            given_frames = set(video.given_frames())
+            for t, labels in video.masks().items():
+                hit = labels == obj
+                if hit.any():
+                    touched.append(t)
+                    labels[hit] = 0
+                results[t] = labels
+                if t in given_frames and np.any((labels > 0) & (labels < 255)):
+                    given[t] = labels
+            video.restore(given, results)
+            for t in touched:
+                session.files.save(session.version, "results", t, results[t], video.palette)
+                session.files.save(session.version, "given", t, given.get(t), video.palette)
+        return len(touched)
+
+    def propagate(self, session: AppSession, start: int, reverse: bool = False) -> None:
+        """Start propagating from frame `start` to the last frame (or frame 0) in a background thread."""
         with session.lock:
             video = session.require_idle()
             if not 0 <= start < len(video) or video.mask(start) is None:
                 raise VOSError(f"frame {start} has no mask yet: paint at least one object on it, then propagate")
-            frames = video.propagate(start=start)          # checks now: a VOSError reaches the page
-            session.error = ""
+            frames = self._saved(session, video.propagate(start=start, reverse=reverse))   # checks now
+            session.error, session.stopped, session.run = "", False, (start, reverse)
             session.thread = threading.Thread(target=self._run, args=(session, frames), daemon=True,
                                               name=f"propagate-{session.sid[:6]}")
             session.thread.start()
+
+    def _saved(self, session: AppSession, frames):
+        """`frames` (a propagation's (t, labels)), each result queued for saving as it comes."""
+        version, palette = session.version, session.video.palette
+        try:
+            for t, labels in frames:
+                self.writer.put(session.files, version, t, labels, palette)
+                yield t, labels
+        finally:
+            frames.close()
 
     def _run(self, session: AppSession, frames) -> None:
         """The propagation job: one frame at a time under the engine lock; errors go to the page and log."""
@@ -164,3 +281,8 @@ class SessionStore:
             video = session.require_idle()
             folder = video.export(os.path.join(session.folder, "export"), overlay=False, video=True)
         return os.path.join(folder, "overlay.mp4")
+
+
+def _running(session: AppSession) -> bool:
+    """Whether the session's video is propagating."""
+    return session.video is not None and session.video.running
