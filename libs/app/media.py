@@ -5,7 +5,6 @@ import uuid
 import zipfile
 from typing import AsyncIterator
 
-import cv2
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 

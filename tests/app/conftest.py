@@ -7,6 +7,8 @@ import pytest
 import torch
 import yaml
 
+from tests.app.browser import CHROMIUM, CHROMIUM_ARGS, free_port, need_browser, start_server, stop_server
+
 from libs.io import read_mask
 from libs.dataset.synthetic import write_video_file
 
@@ -54,3 +56,26 @@ def app_config():
                 output_dir, "allowed_dir", allowed_dir, "max_upload_mb", str(max_upload_mb), *more]
         return load_cfg(os.path.join(ROOT, "demo", "demo.yaml"), opts, adjust=adopt_checkpoint_model)
     return build
+
+
+@pytest.fixture(scope="session")
+def server(tiny_checkpoint, tmp_path_factory):
+    """`demo/app.py` on a free port with the tiny checkpoint: (base URL, log file path, output folder)."""
+    need_browser()
+    out = str(tmp_path_factory.mktemp("app-out"))
+    port = free_port()
+    proc = start_server(tiny_checkpoint, out, port, "max_upload_mb", "2")
+    try:
+        yield f"http://127.0.0.1:{port}", os.path.join(out, "server.log"), out
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless chromium for the whole session."""
+    sync_playwright = need_browser()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -1,0 +1,166 @@
+"""The browser app's new controls in a real chromium: a second video in the same tab shows its own frames,
+Stop says where it stopped, a box gives a GrabCut mask propagated back to frame 0 and exported as COCO JSON
+that decodes to the same masks, and a session survives a SIGKILL of the server."""
+import io
+import json
+import os
+import signal
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from libs.app.coco import decode_coco
+from libs.io import write_video
+from tests.app.browser import (SCREENSHOTS, WAIT_MS, canvas_pixel, download, drag, free_port, get, message,
+                               need_browser, page_labels, propagate, start_server, stop_server)
+
+pytestmark = pytest.mark.slow
+BLUE = (20, 90, 220)
+
+
+def shot(page, name: str) -> None:
+    """Save a screenshot under tests/output/ (and say where)."""
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    page.screenshot(path=os.path.join(SCREENSHOTS, name))
+    print(f"screenshot: {os.path.join(SCREENSHOTS, name)}")
+
+
+def blue_video(path: str, frames: int) -> str:
+    """An mp4 of `frames` blue 40x64 frames with a white square moving along the top."""
+    out = []
+    for t in range(frames):
+        frame = np.zeros((40, 64, 3), np.uint8) + np.array(BLUE, np.uint8)
+        frame[2:10, (t % 50) + 2:(t % 50) + 10] = 255
+        out.append(frame)
+    write_video(path, out, 25.0)
+    return path
+
+
+def scene(frames: int = 12, size=(96, 160)):
+    """(zip bytes of PNG frames, truth masks): an orange ellipse moving right over a green-grey texture."""
+    rng = np.random.default_rng(5)
+    height, width = size
+    texture = rng.integers(0, 40, (height, width, 3)).astype(np.uint8) + np.array([60, 110, 70], np.uint8)
+    yy, xx = np.mgrid[:height, :width]
+    buffer, truths = io.BytesIO(), []
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for t in range(frames):
+            truth = ((xx - 50 - 3 * t) / 26.0) ** 2 + ((yy - 48) / 18.0) ** 2 <= 1.0      # [H, W]
+            frame = texture.copy()
+            frame[truth] = np.array([235, 120, 30]) + rng.integers(-15, 15, (int(truth.sum()), 3))
+            png = io.BytesIO()
+            Image.fromarray(frame).save(png, format="PNG")
+            archive.writestr(f"ellipse/{t:03d}.png", png.getvalue())
+            truths.append(truth)
+    return buffer.getvalue(), truths
+
+
+def open_page(browser, url: str):
+    """A new tab on `url`, once the page is ready."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page.goto(url)
+    page.wait_for_function("() => state.sid !== null", timeout=WAIT_MS)
+    return page
+
+
+def test_second_video_in_the_same_tab_and_stop(server, browser, tiny_video, tmp_path):
+    """After a first video (painted, propagated), a second one in the same tab shows its own frame (pixel
+    check), its panel and an idle progress text; Stop reports the frame it stopped at."""
+    url, _, _ = server
+    page = open_page(browser, url)
+    page.set_input_files("#file", tiny_video[0])
+    message(page, "Opened clip.mp4")
+    drag(page, [(30, 20), (50, 30)])
+    propagate(page)
+    assert page.inner_text("#progress-text") == "Last run: 10 of 10 frames"
+    first = canvas_pixel(page, 40, 30)
+    page.set_input_files("#file", blue_video(str(tmp_path / "second.mp4"), 400))
+    message(page, "Opened second.mp4")
+    assert page.inner_text("#video-info") == "second.mp4: 400 frames, 64x40"
+    assert page.inner_text("#progress-text") == "Idle."
+    pixel = canvas_pixel(page, 32, 30)
+    assert all(abs(a - b) <= 12 for a, b in zip(pixel, BLUE)), (pixel, first)
+    page.eval_on_selector("#size", "e => { e.value = 20; e.dispatchEvent(new Event('input')); }")
+    drag(page, [(20, 25), (40, 25)])
+    page.click("#propagate")
+    page.click("#stop")
+    text = message(page, "Stopped at frame")
+    done = page.evaluate("() => state.info.done")
+    assert text.startswith(f"Stopped at frame {done - 1}: {done} of 400 frames") and done < 400, text
+    assert page.inner_text("#progress-text") == f"Stopped at frame {done - 1}"
+    page.eval_on_selector("#opacity", "e => { e.value = 85; e.dispatchEvent(new Event('input')); }")
+    page.mouse.move(*page.evaluate("() => { const r = view.getBoundingClientRect(); "
+                                   "return [r.left + r.width / 2, r.top + r.height / 2]; }"))
+    assert page.is_visible("#cursor") and page.eval_on_selector("#cursor", "e => e.offsetWidth") > 100
+    shot(page, "app_second_video_stopped.png")
+    page.click("#play")
+    page.wait_for_function("() => state.t > 5", timeout=WAIT_MS)
+    page.click("#play")
+    assert page.inner_text("#play") == "Play"
+
+
+def test_box_grabcut_backward_and_coco(server, browser, tmp_path):
+    """A box around the object gives a mask with IoU > 0.8, propagated from frame 6 back to frame 0; the
+    COCO JSON download decodes to the masks the server holds."""
+    url, _, _ = server
+    data, truths = scene()
+    (tmp_path / "ellipse.zip").write_bytes(data)
+    page = open_page(browser, url)
+    page.set_input_files("#file", str(tmp_path / "ellipse.zip"))
+    message(page, "Opened ellipse.zip")
+    page.eval_on_selector("#slider", "e => { e.value = 6; e.dispatchEvent(new Event('input')); }")
+    page.wait_for_function("() => state.t === 6", timeout=WAIT_MS)
+    ys, xs = (v.astype(float) for v in np.nonzero(truths[6]))
+    page.click("#tool-box")
+    drag(page, [(xs.min() - 8, ys.min() - 8), (xs.max() + 8, ys.max() + 8)])
+    message(page, "Object 1 from the box")
+    labels = page_labels(page, truths[6].shape)
+    iou = np.logical_and(labels == 1, truths[6]).sum() / np.logical_or(labels == 1, truths[6]).sum()
+    print(f"GrabCut IoU with the truth: {iou:.3f}")
+    assert iou > 0.8
+    shot(page, "app_box_grabcut.png")
+    page.click("#propagate-back")
+    message(page, "Done: 7 of 7")
+    assert page.evaluate("() => state.info.marks") == "p" * 6 + "g" + "." * 5
+    document = json.loads(download(page, "#download-coco"))
+    sid = page.evaluate("() => state.sid")
+    decoded = decode_coco(document, truths[0].shape)
+    assert sorted(decoded) == list(range(7)) and {a["track_id"] for a in document["annotations"]} == {1}
+    for t, labels in decoded.items():
+        held = np.frombuffer(get(f"{url}/api/{sid}/mask/{t}"), np.uint8).reshape(truths[0].shape)
+        assert np.array_equal(labels, held), t
+
+
+def test_session_survives_sigkill(tiny_checkpoint, tiny_video, browser, tmp_path):
+    """Paint, propagate, SIGKILL the server, start it again: reopening the page's address restores the video,
+    the painted frame and the results."""
+    need_browser()
+    out, port = str(tmp_path), free_port()
+    proc = start_server(tiny_checkpoint, out, port)
+    try:
+        page = open_page(browser, f"http://127.0.0.1:{port}/")
+        page.set_input_files("#file", tiny_video[0])
+        message(page, "Opened clip.mp4")
+        drag(page, [(30, 20), (50, 30)])
+        propagate(page)
+        address, sid = page.url, page.evaluate("() => state.sid")
+        assert address.endswith(f"/?session={sid}")
+        before = [get(f"http://127.0.0.1:{port}/api/{sid}/mask/{t}") for t in range(10)]
+        results = os.path.join(out, "app", sid, "v1", "results")
+        deadline = time.monotonic() + 10
+        while len(os.listdir(results)) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)                                 # the writer thread saves results as they come
+    finally:
+        stop_server(proc, signal.SIGKILL)
+    proc = start_server(tiny_checkpoint, out, port)
+    try:
+        page.goto(address)
+        assert message(page, "Restored clip.mp4") == "Restored clip.mp4: 10 frames with masks."
+        assert page.evaluate("() => state.info.marks") == "g" + "p" * 9
+        assert [get(f"http://127.0.0.1:{port}/api/{sid}/mask/{t}") for t in range(10)] == before
+        assert page.evaluate("() => state.labels.some((v) => v === 1)")
+    finally:
+        stop_server(proc)
