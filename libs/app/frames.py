@@ -1,5 +1,6 @@
 """A video's frames decoded once into a folder of JPEG files (the frame cache), read back on demand through a
 small in-memory LRU, so that a session's memory does not grow with the video's length."""
+import io
 import json
 import os
 import threading
@@ -8,9 +9,10 @@ from typing import List, Sequence
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from libs.errors import VOSError
-from libs.io import FrameSource, atomic_path
+from libs.io import FrameSource, atomic_path, read_frame
 
 QUALITY = 95            # JPEG quality of the cached frames (the page is sent these very bytes)
 LRU_FRAMES = 8          # decoded frames kept in memory per video
@@ -85,18 +87,48 @@ def check_caps(source: FrameSource, name: str, max_frames: int, max_pixels: int)
 
 
 def build_cache(source_path: str, folder: str, name: str, max_frames: int, max_pixels: int) -> FrameCache:
-    """Decode the video (file or folder of frames) at `source_path` one frame at a time into `folder`;
-    its index is written last, atomically, so a folder without one is an unfinished cache."""
+    """Decode the video (file or folder of frames) at `source_path` one frame at a time into `folder` (JPEG
+    frames of a folder are copied as they are: no second compression); its index is written last,
+    atomically, so a folder without one is an unfinished cache."""
     source = FrameSource(source_path)
     check_caps(source, name, max_frames, max_pixels)
     os.makedirs(folder, exist_ok=True)
-    for t, rgb in enumerate(source.frames()):               # [H, W, 3] uint8
-        ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
-        if not ok:
-            raise VOSError(f"could not store frame {t} of {name} in the frame cache")
-        data.tofile(os.path.join(folder, f"{t:06d}.jpg"))
+    if source.paths is not None:
+        for t, path in enumerate(source.paths):
+            _store_file(path, os.path.join(folder, f"{t:06d}.jpg"), source.size, name)
+    else:
+        for t, rgb in enumerate(source.frames()):               # [H, W, 3] uint8
+            _store_frame(rgb, os.path.join(folder, f"{t:06d}.jpg"), name)
     write_index(folder, list(source.names), source.fps, source.size)
     return FrameCache(folder)
+
+
+def _store_frame(rgb: np.ndarray, path: str, name: str) -> None:
+    """Write one [H, W, 3] uint8 RGB frame as the cache's JPEG."""
+    ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
+    if not ok:
+        raise VOSError(f"could not store a frame of {name} in the frame cache")
+    data.tofile(path)
+
+
+def _store_file(src: str, path: str, size, name: str) -> None:
+    """Copy a colour JPEG frame file as it is (checked to decode, at the video's size); other images are
+    decoded and stored as JPEG."""
+    data = np.fromfile(src, np.uint8)
+    if src.lower().endswith((".jpg", ".jpeg")):
+        try:
+            with Image.open(io.BytesIO(data.tobytes())) as img:
+                fits = img.format == "JPEG" and img.mode == "RGB" and img.size == (size[1], size[0])
+        except (OSError, SyntaxError):             # not a readable image: read_frame below names it
+            fits = False
+        if fits and cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8) is not None:        # a quick 1/8 decode
+            data.tofile(path)
+            return
+    rgb = read_frame(src)                                                           # [H, W, 3] uint8
+    if rgb.shape[:2] != tuple(size):
+        raise VOSError(f"frame {os.path.basename(src)} of {name} is {rgb.shape[1]}x{rgb.shape[0]} but the first "
+                       f"frame is {size[1]}x{size[0]}; all frames must have one size")
+    _store_frame(rgb, path, name)
 
 
 def write_index(folder: str, names: List[str], fps: float, size) -> None:

@@ -151,6 +151,13 @@ def get(url: str) -> bytes:
         return response.read()
 
 
+def post(url: str, body: bytes) -> bytes:
+    """The body of a POST of `body` (JSON)."""
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return response.read()
+
+
 def canvas_pixel(page, x: int, y: int):
     """[r, g, b] of the page's canvas at frame pixel (x, y)."""
     return page.evaluate("([x, y]) => Array.from(document.getElementById('view').getContext('2d')"
