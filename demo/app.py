@@ -66,7 +66,8 @@ def main() -> None:
     if token:
         log.warning("host %s is not loopback: other machines can reach this server, so it asks for its access "
                     "token (in the URL below; keep it secret)", cfg.host)
-    address = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+    address = socket.gethostname() if cfg.host in ("0.0.0.0", "::") else cfg.host      # as Jupyter prints it
+    address = f"[{address}]" if ":" in address else address
     log.info("open http://%s:%d/%s in a browser (Ctrl-C stops the server)", address, cfg.port,
              f"?token={token}" if token else "")
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", log_config=None)

@@ -128,6 +128,7 @@ class SessionStore:
         version = meta["version"]
         video = self._video(FrameCache(session.files.version_dir(version, "frames")), meta["name"])
         video.restore(*session.files.load(version))
+        session.files.clean(keep=version)          # what a killed server left: uploads, unfinished videos
         session.video, session.name, session.version = video, meta["name"], version
         self.sessions[sid] = session
         log.info("session %s restored from %s (%s, %d masks)", sid, session.folder, meta["name"],
@@ -239,14 +240,18 @@ class SessionStore:
             session.thread.start()
 
     def _saved(self, session: AppSession, frames):
-        """`frames` (a propagation's (t, labels)), each result queued for saving as it comes."""
+        """`frames` (a propagation's (t, labels)), each result queued for saving (in the session's current
+        video folder) as it comes."""
         version, palette = session.version, session.video.palette
-        try:
-            for t, labels in frames:
-                self.writer.put(session.files, version, t, labels, palette)
-                yield t, labels
-        finally:
-            frames.close()
+
+        def saving():
+            try:
+                for t, labels in frames:
+                    self.writer.put(session.files, version, t, labels, palette)
+                    yield t, labels
+            finally:
+                frames.close()
+        return saving()
 
     def _run(self, session: AppSession, frames) -> None:
         """The propagation job: one frame at a time under the engine lock; errors go to the page and log."""
