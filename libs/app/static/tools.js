@@ -125,7 +125,7 @@ function onMove(event) {
   moveCursor(event, scale);
   if (!state.drawing) return;
   if (state.tool === "box") state.box = [state.box[0], state.box[1], x, y];
-  else if (state.tool === "fg" || state.tool === "bg") state.hints[state.tool].push([x, y]);
+  else if (state.tool === "fg" || state.tool === "bg") state.hints[state.tool].push([Math.round(x), Math.round(y)]);
   else strokeTo(x, y);
   render();
 }
