@@ -138,6 +138,30 @@ def start_server(checkpoint: str, out: str, port: int, *more: str) -> subprocess
     return proc
 
 
+class Restartable:
+    """`demo/app.py` of one output folder on one port, that a test may kill and start again."""
+
+    def __init__(self, checkpoint: str, out: str, *more: str):
+        self.checkpoint, self.out, self.more, self.port = checkpoint, out, more, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = self.start()
+
+    def start(self) -> subprocess.Popen:
+        """Start the server (again)."""
+        self.proc = start_server(self.checkpoint, self.out, self.port, *self.more)
+        return self.proc
+
+    def memory_kb(self, key: str) -> int:
+        """VmRSS (resident now) or VmHWM (peak resident since the last reset) of the server, in kB."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+
+    def reset_peak_memory(self) -> None:
+        """Start VmHWM afresh from the current resident size (Linux: clear_refs 5)."""
+        with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
+            f.write("5")
+
+
 def stop_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     """Send `sig` to the server and wait for it to end."""
     if proc.poll() is None:

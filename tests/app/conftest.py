@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from tests.app.browser import CHROMIUM, CHROMIUM_ARGS, free_port, need_browser, start_server, stop_server
+from tests.app.browser import CHROMIUM, CHROMIUM_ARGS, Restartable, need_browser, stop_server
 
 from libs.io import read_mask
 from libs.dataset.synthetic import write_video_file
@@ -59,16 +59,23 @@ def app_config():
 
 
 @pytest.fixture(scope="session")
-def server(tiny_checkpoint, tmp_path_factory):
-    """`demo/app.py` on a free port with the tiny checkpoint: (base URL, log file path, output folder)."""
+def app_server(tiny_checkpoint, tmp_path_factory):
+    """`demo/app.py` on a free port with the tiny checkpoint, max_upload_mb 2 and an allowed folder, that a
+    test may kill and restart (a Restartable)."""
     need_browser()
-    out = str(tmp_path_factory.mktemp("app-out"))
-    port = free_port()
-    proc = start_server(tiny_checkpoint, out, port, "max_upload_mb", "2")
+    out = tmp_path_factory.mktemp("app-out")
+    (out / "allowed").mkdir()
+    server = Restartable(tiny_checkpoint, str(out), "max_upload_mb", "2", "allowed_dir", str(out / "allowed"))
     try:
-        yield f"http://127.0.0.1:{port}", os.path.join(out, "server.log"), out
+        yield server
     finally:
-        stop_server(proc)
+        stop_server(server.proc)
+
+
+@pytest.fixture
+def server(app_server):
+    """(base URL, log file path, output folder) of the app's server."""
+    return app_server.url, os.path.join(app_server.out, "server.log"), app_server.out
 
 
 @pytest.fixture(scope="session")

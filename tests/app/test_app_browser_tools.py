@@ -15,8 +15,8 @@ from PIL import Image
 
 from libs.app.coco import decode_coco
 from libs.io import write_video
-from tests.app.browser import (SCREENSHOTS, WAIT_MS, canvas_pixel, download, drag, free_port, get, message,
-                               need_browser, page_labels, post, propagate, start_server, stop_server)
+from tests.app.browser import (SCREENSHOTS, WAIT_MS, canvas_pixel, download, drag, get, message, page_labels, post,
+                               propagate, stop_server)
 
 pytestmark = pytest.mark.slow
 BLUE = (20, 90, 220)
@@ -135,40 +135,10 @@ def test_box_grabcut_backward_and_coco(server, browser, tmp_path):
         assert np.array_equal(labels, held), t
 
 
-class Restartable:
-    """`demo/app.py` of one output folder on one port, that a test may kill and start again."""
-
-    def __init__(self, checkpoint: str, out: str, allowed: str):
-        self.checkpoint, self.out, self.allowed, self.port = checkpoint, out, allowed, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = self.start()
-
-    def start(self):
-        """Start the server (again)."""
-        self.proc = start_server(self.checkpoint, self.out, self.port, "allowed_dir", self.allowed)
-        return self.proc
-
-    def memory_kb(self, key: str) -> int:
-        """VmRSS (resident now) or VmHWM (peak resident) of the server, in kB."""
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
-
-
-@pytest.fixture(scope="module")
-def own_server(tiny_checkpoint, tmp_path_factory):
-    """A server of this module's own (killed by one test, memory measured by another)."""
-    need_browser()
-    root = tmp_path_factory.mktemp("app-own")
-    (root / "allowed").mkdir()
-    server = Restartable(tiny_checkpoint, str(root), str(root / "allowed"))
-    yield server
-    stop_server(server.proc)
-
-
-def test_session_survives_sigkill(own_server, tiny_video, browser):
+def test_session_survives_sigkill(app_server, tiny_video, browser):
     """Paint, propagate, SIGKILL the server, start it again: reopening the page's address restores the video,
     the painted frame and the results."""
-    url = own_server.url
+    url = app_server.url
     page = open_page(browser, url + "/")
     page.set_input_files("#file", tiny_video[0])
     message(page, "Opened clip.mp4")
@@ -177,12 +147,12 @@ def test_session_survives_sigkill(own_server, tiny_video, browser):
     address, sid = page.url, page.evaluate("() => state.sid")
     assert address.endswith(f"/?session={sid}")
     before = [get(f"{url}/api/{sid}/mask/{t}") for t in range(10)]
-    results = os.path.join(own_server.out, "app", sid, "v1", "results")
+    results = os.path.join(app_server.out, "app", sid, "v1", "results")
     deadline = time.monotonic() + 10
     while len(os.listdir(results)) < 10 and time.monotonic() < deadline:
         time.sleep(0.05)                                 # the writer thread saves results as they come
-    stop_server(own_server.proc, signal.SIGKILL)
-    own_server.start()
+    stop_server(app_server.proc, signal.SIGKILL)
+    app_server.start()
     page.goto(address)
     assert message(page, "Restored clip.mp4") == "Restored clip.mp4: 10 frames with masks."
     assert page.evaluate("() => state.info.marks") == "g" + "p" * 9
@@ -208,20 +178,21 @@ def long_video(folder: str, frames: int = 2000, size=(360, 640)) -> int:
     return frames * height * width * 3
 
 
-def test_long_video_memory_is_bounded(own_server):
+def test_long_video_memory_is_bounded(app_server):
     """A 2,000-frame 640x360 video (1.4 GB decoded) opens, and every part of it is served, while the
     server's resident memory grows by less than 150 MB."""
-    raw = long_video(os.path.join(own_server.allowed, "long"))
-    url = own_server.url
+    raw = long_video(os.path.join(app_server.out, "allowed", "long"))
+    url = app_server.url
     sid = json.loads(post(f"{url}/api/session", b""))["id"]
-    before = own_server.memory_kb("VmRSS")
+    app_server.reset_peak_memory()
+    before = app_server.memory_kb("VmRSS")
     started = time.monotonic()
     status = json.loads(post(f"{url}/api/{sid}/open", json.dumps({"path": "long"}).encode()))
     seconds = time.monotonic() - started
     assert (status["frames"], status["width"], status["height"]) == (2000, 640, 360)
     for t in range(0, 2000, 97):
         assert get(f"{url}/api/{sid}/v1/frame/{t}")[:2] == b"\xff\xd8"               # JPEG
-    peak, now = own_server.memory_kb("VmHWM"), own_server.memory_kb("VmRSS")
+    peak, now = app_server.memory_kb("VmHWM"), app_server.memory_kb("VmRSS")
     growth = (max(peak, now) - before) / 1024
     print(f"long video: 2000 frames 640x360 ({raw / 2**20:.0f} MB decoded) opened in {seconds:.1f} s; server "
           f"resident memory {before / 1024:.0f} MB before, peak {peak / 1024:.0f} MB, now {now / 1024:.0f} MB "
