@@ -47,10 +47,13 @@ class SessionFiles:
         return self.version_dir(version, "frames")
 
     def commit(self, version: int, name: str) -> None:
-        """Make `version` the session's video (atomically) and remove the files of the previous one."""
+        """Make `version` the session's video (atomically) and remove the files of earlier ones (a later one
+        may be on its way in: another upload of the same page)."""
         with atomic_path(os.path.join(self.folder, META)) as tmp, open(tmp, "w") as f:
             json.dump({"version": version, "name": name}, f)
-        self.clean(keep=version)
+        for entry in os.listdir(self.folder):
+            if re.fullmatch(r"v\d+", entry) and int(entry[1:]) < version:
+                shutil.rmtree(os.path.join(self.folder, entry), ignore_errors=True)
 
     def clean(self, keep: Optional[int]) -> None:
         """Remove every temporary file (uploads, unpacked zips, exports) and every video folder but `keep`."""

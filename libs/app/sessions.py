@@ -46,6 +46,7 @@ class AppSession:
         self.video: Optional[VideoSession] = None
         self.name = ""
         self.version = 0                        # the open video's number in this session (frame URLs carry it)
+        self.allocated = 0                      # the highest video number handed out (uploads may overlap)
         self.error = ""                         # why the last propagation failed ('' when it did not)
         self.stopped = False                    # the last propagation was stopped by the user
         self.run: Tuple[int, bool] = (0, False)     # (start frame, reverse) of the last propagation
@@ -175,7 +176,8 @@ class SessionStore:
     def open_video(self, session: AppSession, path: str, name: str) -> None:
         """Decode the video (file, folder or zip of frames) at `path` into the session's frame cache; the
         session's previous video stays when this one fails."""
-        version = session.version + 1
+        with session.lock:
+            session.allocated = version = max(session.allocated, session.version) + 1
         cache = session.files.prepare(version)
         unpacked = session.files.version_dir(version, "unzipped")
         try:
@@ -193,6 +195,9 @@ class SessionStore:
             if session.video is not None and session.video.running:
                 shutil.rmtree(session.files.version_dir(version), ignore_errors=True)
                 raise VOSError("a propagation is running; press Stop before opening another video")
+            if version < session.version:             # a later upload of this page got in first
+                shutil.rmtree(session.files.version_dir(version), ignore_errors=True)
+                raise VOSError(f"{name} was overtaken by another video opened in this page meanwhile")
             session.video, session.name, session.error, session.version = video, name, "", version
             session.stopped, session.run = False, (0, False)
             session.files.commit(version, name)

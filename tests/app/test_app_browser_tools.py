@@ -84,8 +84,11 @@ def test_second_video_in_the_same_tab_and_stop(server, browser, tiny_video, tmp_
     assert page.inner_text("#progress-text") == "Idle."
     pixel = canvas_pixel(page, 32, 30)
     assert all(abs(a - b) <= 12 for a, b in zip(pixel, BLUE)), (pixel, first)
+    page.click("#propagate")                                  # an error, gone once its cause is
+    assert "frame 0 has no mask yet" in message(page, "no mask yet")
     page.eval_on_selector("#size", "e => { e.value = 20; e.dispatchEvent(new Event('input')); }")
     drag(page, [(20, 25), (40, 25)])
+    assert page.get_attribute("#message", "class") != "error"
     page.click("#propagate")
     page.click("#stop")
     text = message(page, "Stopped at frame")

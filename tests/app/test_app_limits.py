@@ -84,6 +84,18 @@ def test_max_sessions_drops_the_least_recent(client):
     assert not os.path.exists(os.path.join(store.root, ids[0]))
 
 
+def test_idle_timer_drops_sessions(tiny_checkpoint, app_config, tmp_path):
+    """With session_idle_minutes 0.005 (0.3 s) the timer drops an idle session within its 1-s tick."""
+    cfg = app_config(tiny_checkpoint, str(tmp_path), "", 1, "session_idle_minutes", "0.005")
+    with TestClient(build_server_app(cfg), base_url="http://127.0.0.1:8000") as c:
+        sid = c.post("/api/session").json()["id"]
+        assert sid in c.app.state.store.sessions
+        deadline = time.monotonic() + 10
+        while sid in c.app.state.store.sessions and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sid not in c.app.state.store.sessions and not os.path.exists(os.path.join(str(tmp_path), "app", sid))
+
+
 def test_delete_object_and_coco_round_trip(client, tiny_video):
     """Deleting object 2 removes it from every frame (and the saved files); the COCO JSON decodes back to
     the masks with one track id per object."""
