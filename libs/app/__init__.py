@@ -5,7 +5,7 @@ import os
 
 from yacs.config import CfgNode
 
-from libs.app.security import JSON_LIMIT, Guard, Policy, is_loopback, local_names, new_token
+from libs.app.security import JSON_LIMIT, Guard, Policy, access_token, local_names
 from libs.app.server import build_app
 from libs.app.sessions import Limits, SessionStore
 from libs.engine import build_engine
@@ -25,8 +25,7 @@ def build_server_app(cfg: CfgNode) -> Guard:
                     60.0 * cfg.session_idle_minutes)
     store = SessionStore(os.path.join(cfg.output_dir, "app"), functools.partial(build_engine, cfg, model),
                          tuple(cfg.input_size), device, limits)
-    token = "" if is_loopback(cfg.host) else (cfg.token or new_token())
-    policy = Policy(local_names(cfg.host, tuple(cfg.allowed_hosts)), cfg.port, token,
+    policy = Policy(local_names(cfg.host, tuple(cfg.allowed_hosts)), cfg.port, access_token(cfg.host, cfg.token),
                     functools.partial(body_limit, limits))
     return Guard(build_app(store, cfg.allowed_dir), policy)
 

@@ -90,9 +90,9 @@ class Policy:
         return bool(held) and hmac.compare_digest(held, self.token), False
 
 
-def new_token() -> str:
-    """A random access token for a server reachable from other machines."""
-    return secrets.token_urlsafe(24)
+def access_token(host: str, token: str) -> str:
+    """The token a server listening on `host` asks for: none on loopback, else `token` or a random one."""
+    return "" if is_loopback(host) else (token or secrets.token_urlsafe(24))
 
 
 class Guard:

@@ -7,7 +7,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from libs.app import build_server_app
-from libs.app.security import JSON_LIMIT, split_host
+from libs.app.security import JSON_LIMIT, access_token, split_host
 
 BASE = "http://127.0.0.1:8000"
 
@@ -99,9 +99,9 @@ def test_non_loopback_host_needs_the_token(tiny_checkpoint, app_config, tmp_path
         refused(c.post("/api/session"), 403, "needs its access token")
 
 
-def test_random_token_when_none_is_given(tiny_checkpoint, app_config, tmp_path):
-    """A non-loopback host without `token` gets a random one; loopback gets none."""
-    first = build_server_app(app_config(tiny_checkpoint, str(tmp_path), "", 1, "host", "0.0.0.0")).policy.token
-    second = build_server_app(app_config(tiny_checkpoint, str(tmp_path), "", 1, "host", "0.0.0.0")).policy.token
+def test_random_token_when_none_is_given():
+    """A non-loopback host without `token` gets a random one (another each start); loopback gets none."""
+    first, second = access_token("0.0.0.0", ""), access_token("192.0.2.7", "")
     assert len(first) >= 24 and first != second
-    assert build_server_app(app_config(tiny_checkpoint, str(tmp_path), "")).policy.token == ""
+    assert access_token("0.0.0.0", "given-token-0123456789") == "given-token-0123456789"
+    assert access_token("127.0.0.1", "given-token-0123456789") == access_token("localhost", "") == ""
