@@ -10,7 +10,7 @@ propagate them with the one inference engine, read or export the results.
 import logging
 import os
 import threading
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, MutableMapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -109,14 +109,14 @@ class VideoSession:
 
     def __init__(self, frames: List[np.ndarray], names: List[str], fps: float, engine: InferenceEngine,
                  input_size: Tuple[int, int], device: torch.device, title: str = "video",
-                 palette: Optional[Sequence[int]] = None):
+                 palette: Optional[Sequence[int]] = None, results: Optional[MutableMapping[int, np.ndarray]] = None):
         self.frames, self.names, self.fps, self.title = frames, names, fps, title
         self.engine, self.device = engine, device
         self.size: Tuple[int, int] = tuple(frames[0].shape[:2])       # (H, W)
         self.letterbox = Letterbox(input_size, self.size)
         self.palette = full_palette(palette) if palette else davis_palette()
         self._given: Dict[int, np.ndarray] = {}
-        self._results: Dict[int, np.ndarray] = {}
+        self._results = {} if results is None else results      # frame -> labels (the app's are kept on disk)
         self._pending: Optional[int] = None       # earliest frame given a mask since the last propagation
         self._lock = threading.Lock()              # guards masks and the propagation's state
         self._engine_lock = threading.Lock()       # one frame at a time through the engine
@@ -164,18 +164,21 @@ class VideoSession:
             self._results[t] = labels.copy()
             self._pending = t if self._pending is None else min(self._pending, t)
 
-    def restore(self, given: Dict[int, np.ndarray], results: Dict[int, np.ndarray]) -> None:
-        """Replace every mask: `given` as add_mask gives them, `results` as propagated ones (saved masks after
-        a restart, or masks with an object deleted); not while a propagation runs."""
+    def restore(self, given: Dict[int, np.ndarray], results: Optional[Dict[int, np.ndarray]] = None) -> None:
+        """Replace the given masks by `given` (as add_mask gives them) and, unless None, every result by
+        `results` (saved masks after a restart, masks with an object deleted); not while a propagation runs."""
         given = {self._index(t): check_labels(m, t, self.size) for t, m in given.items()}
-        results = {self._index(t): np.asarray(m, np.uint8) for t, m in results.items()}
+        replace, results = results is not None, {self._index(t): np.asarray(m, np.uint8) for t, m in (results or {}).items()}
         if any(m.shape != tuple(self.size) for m in results.values()):
             raise VOSError(f"every restored mask must be {self.size[1]}x{self.size[0]}")
         with self._lock:
             if self._running:
                 raise VOSError("a propagation is running; stop it before replacing the masks")
             self._given, self._pending = given, None
-            self._results = {**results, **{t: m.copy() for t, m in given.items()}}
+            if replace:
+                self._results.clear()
+                self._results.update(results)
+            self._results.update({t: m.copy() for t, m in given.items()})
 
     def propagate(self, start: Optional[int] = None, end: Optional[int] = None, reverse: bool = False
                   ) -> Iterator[Tuple[int, np.ndarray]]:

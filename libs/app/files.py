@@ -2,21 +2,20 @@
 the open video; `v<N>/frames/` is its frame cache, `v<N>/given/<t>.png` the masks painted and
 `v<N>/results/<t>.png` the propagated ones (indexed PNGs, each written atomically as it comes)."""
 import json
-import logging
 import os
-import queue
 import re
 import shutil
 import threading
-from typing import Dict, Optional, Tuple
+from collections import OrderedDict
+from collections.abc import MutableMapping
+from typing import Dict, Iterator, Optional
 
 import numpy as np
 
 from libs.io import atomic_path, read_mask, write_indexed_png
 
-log = logging.getLogger("app")
 META = "session.json"
-KINDS = ("given", "results")
+LRU_MASKS = 16          # masks of a video kept decoded in memory
 Masks = Dict[int, np.ndarray]
 
 
@@ -42,8 +41,7 @@ class SessionFiles:
     def prepare(self, version: int) -> str:
         """Fresh folders for video `version`; returns its frame-cache folder."""
         shutil.rmtree(self.version_dir(version), ignore_errors=True)
-        for kind in KINDS:
-            os.makedirs(self.version_dir(version, kind))
+        os.makedirs(self.version_dir(version, "given"))
         return self.version_dir(version, "frames")
 
     def commit(self, version: int, name: str) -> None:
@@ -65,9 +63,9 @@ class SessionFiles:
             path = os.path.join(self.folder, entry)
             shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
 
-    def save(self, version: int, kind: str, t: int, labels: Optional[np.ndarray], palette) -> None:
-        """Write (or, for None, remove) frame t's mask of `kind`; nothing when that video is gone."""
-        folder = self.version_dir(version, kind)
+    def save_given(self, version: int, t: int, labels: Optional[np.ndarray], palette) -> None:
+        """Write (or, for None, remove) frame t's painted mask; nothing when that video is gone."""
+        folder = self.version_dir(version, "given")
         if not os.path.isdir(folder):
             return
         path = os.path.join(folder, f"{t:06d}.png")
@@ -77,41 +75,74 @@ class SessionFiles:
             return
         write_indexed_png(path, labels, palette)
 
-    def load(self, version: int) -> Tuple[Masks, Masks]:
-        """(given, results) masks saved for video `version`."""
-        out = []
-        for kind in KINDS:
-            folder, masks = self.version_dir(version, kind), {}
-            for entry in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-                if re.fullmatch(r"\d{6}\.png", entry):
-                    masks[int(entry[:6])] = read_mask(os.path.join(folder, entry))[0]
-            out.append(masks)
-        return out[0], out[1]
+    def given(self, version: int) -> Masks:
+        """The painted masks saved for video `version`."""
+        folder, masks = self.version_dir(version, "given"), {}
+        for entry in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if re.fullmatch(r"\d{6}\.png", entry):
+                masks[int(entry[:6])] = read_mask(os.path.join(folder, entry))[0]
+        return masks
+
+    def results(self, version: int, palette) -> "MaskFolder":
+        """The results of video `version`, kept in its `results/` folder."""
+        return MaskFolder(self.version_dir(version, "results"), palette)
 
 
-class MaskWriter:
-    """One background thread writing propagated masks as they come, so the propagation never waits on disk."""
+class MaskFolder(MutableMapping):
+    """Frame -> [H, W] uint8 labels kept as indexed PNGs in a folder (each written atomically when set), with
+    a small in-memory LRU: a VideoSession's results that do not grow its memory with the video's length."""
 
-    def __init__(self):
-        self.queue: "queue.Queue" = queue.Queue()
-        self.thread = threading.Thread(target=self._loop, daemon=True, name="app-mask-writer")
-        self.thread.start()
+    def __init__(self, folder: str, palette):
+        self.folder, self.palette = folder, palette
+        os.makedirs(folder, exist_ok=True)
+        self._frames = {int(e[:6]) for e in os.listdir(folder) if re.fullmatch(r"\d{6}\.png", e)}
+        self._lru: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        self._lock = threading.Lock()
 
-    def put(self, files: SessionFiles, version: int, t: int, labels: np.ndarray, palette) -> None:
-        """Queue frame t's propagated mask."""
-        self.queue.put((files, version, t, labels, palette))
+    def _path(self, t: int) -> str:
+        return os.path.join(self.folder, f"{t:06d}.png")
 
-    def flush(self) -> None:
-        """Wait until every queued mask is written."""
-        self.queue.join()
+    def __setitem__(self, t: int, labels: np.ndarray) -> None:
+        write_indexed_png(self._path(t), labels, self.palette)
+        with self._lock:
+            self._frames.add(t)
+            self._remember(t, labels)
 
-    def _loop(self) -> None:
-        """Write queued masks forever; a failure is logged and the next one written."""
-        while True:
-            files, version, t, labels, palette = self.queue.get()
-            try:
-                files.save(version, "results", t, labels, palette)
-            except Exception:
-                log.exception("could not save the mask of frame %d in %s", t, files.folder)
-            finally:
-                self.queue.task_done()
+    def __getitem__(self, t: int) -> np.ndarray:
+        with self._lock:
+            if t not in self._frames:
+                raise KeyError(t)
+            if t in self._lru:
+                self._lru.move_to_end(t)
+                return self._lru[t]
+        labels = read_mask(self._path(t))[0]                   # [H, W] uint8
+        with self._lock:
+            self._remember(t, labels)
+        return labels
+
+    def _remember(self, t: int, labels: np.ndarray) -> None:
+        """Keep `labels` in the LRU (caller holds the lock)."""
+        self._lru[t] = labels
+        self._lru.move_to_end(t)
+        while len(self._lru) > LRU_MASKS:
+            self._lru.popitem(last=False)
+
+    def __delitem__(self, t: int) -> None:
+        with self._lock:
+            self._frames.remove(t)
+            self._lru.pop(t, None)
+        os.remove(self._path(t))
+
+    def __contains__(self, t) -> bool:
+        return t in self._frames
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(self._frames))
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def clear(self) -> None:
+        """Remove every mask (without reading them back)."""
+        for t in list(self._frames):
+            del self[t]

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from libs.api import VideoSession
-from libs.app.files import MaskWriter, SessionFiles
+from libs.app.files import MaskFolder, SessionFiles
 from libs.app.frames import FrameCache, build_cache
 from libs.app.media import Busy, Unknown, unzip_frames
 from libs.engine import InferenceEngine
 from libs.errors import VOSError
-from libs.io import atomic_path, safe_join
+from libs.io import atomic_path, davis_palette, safe_join
 
 log = logging.getLogger("app")
 SID = re.compile(r"[0-9a-f]{16}")
@@ -44,6 +44,7 @@ class AppSession:
     def __init__(self, sid: str, folder: str):
         self.sid, self.folder, self.files = sid, folder, SessionFiles(folder)
         self.video: Optional[VideoSession] = None
+        self.results: Optional[MaskFolder] = None   # the video's results, kept on disk
         self.name = ""
         self.version = 0                        # the open video's number in this session (frame URLs carry it)
         self.allocated = 0                      # the highest video number handed out (uploads may overlap)
@@ -96,7 +97,6 @@ class SessionStore:
         self.sessions: Dict[str, AppSession] = {}
         self.engine_lock = threading.Lock()     # frames of concurrent sessions take turns on the device
         self.lock = threading.Lock()            # guards `sessions`
-        self.writer = MaskWriter()
 
     def create(self) -> AppSession:
         """A new session with its own folder."""
@@ -127,10 +127,11 @@ class SessionStore:
         self._make_room()
         session = AppSession(sid, safe_join(self.root, sid))
         version = meta["version"]
-        video = self._video(FrameCache(session.files.version_dir(version, "frames")), meta["name"])
-        video.restore(*session.files.load(version))
+        results = session.files.results(version, davis_palette())
+        video = self._video(FrameCache(session.files.version_dir(version, "frames")), meta["name"], results)
+        video.restore(session.files.given(version))
         session.files.clean(keep=version)          # what a killed server left: uploads, unfinished videos
-        session.video, session.name, session.version = video, meta["name"], version
+        session.video, session.results, session.name, session.version = video, results, meta["name"], version
         self.sessions[sid] = session
         log.info("session %s restored from %s (%s, %d masks)", sid, session.folder, meta["name"],
                  len(video.mask_frames()))
@@ -161,17 +162,16 @@ class SessionStore:
     def _drop(self, session: AppSession, why: str) -> None:
         """Forget a session: its memory goes, its temporary files too; its video and masks stay on disk."""
         del self.sessions[session.sid]
-        self.writer.flush()
         if session.video is None:
             shutil.rmtree(session.folder, ignore_errors=True)
         else:
             session.files.clean(keep=session.version)
         log.info("session %s dropped from memory (%s); its files stay in %s", session.sid, why, session.folder)
 
-    def _video(self, frames: FrameCache, name: str) -> VideoSession:
-        """A VideoSession on cached frames with an engine of its own."""
+    def _video(self, frames: FrameCache, name: str, results: MaskFolder) -> VideoSession:
+        """A VideoSession on cached frames, its results kept in `results` (on disk), with an engine."""
         return VideoSession(frames, frames.names, frames.fps, self.make_engine(), self.input_size, self.device,
-                            title=name)
+                            title=name, results=results)
 
     def open_video(self, session: AppSession, path: str, name: str) -> None:
         """Decode the video (file, folder or zip of frames) at `path` into the session's frame cache; the
@@ -179,11 +179,12 @@ class SessionStore:
         with session.lock:
             session.allocated = version = max(session.allocated, session.version) + 1
         cache = session.files.prepare(version)
+        results = session.files.results(version, davis_palette())
         unpacked = session.files.version_dir(version, "unzipped")
         try:
             source = unzip_frames(path, unpacked, self.limits.max_upload_mb) if path.lower().endswith(".zip") else path
             video = self._video(build_cache(source, cache, name, self.limits.max_frames, self.limits.max_pixels),
-                                name)
+                                name, results)
         except VOSError as err:        # name the user's file, not the server's copy of it
             shutil.rmtree(session.files.version_dir(version), ignore_errors=True)
             raise type(err)(str(err).replace(unpacked, name).replace(path, name)) from None
@@ -198,39 +199,36 @@ class SessionStore:
             if version < session.version:             # a later upload of this page got in first
                 shutil.rmtree(session.files.version_dir(version), ignore_errors=True)
                 raise VOSError(f"{name} was overtaken by another video opened in this page meanwhile")
-            session.video, session.name, session.error, session.version = video, name, "", version
+            session.video, session.results, session.name, session.error = video, results, name, ""
+            session.version = version
             session.stopped, session.run = False, (0, False)
             session.files.commit(version, name)
         log.info("session %s: opened %s (%d frames, %dx%d)", session.sid, name, len(video), video.size[1],
                  video.size[0])
 
     def put_mask(self, session: AppSession, t: int, labels: np.ndarray) -> None:
-        """Give frame t's mask and save it."""
+        """Give frame t's mask (saved with the results by the video's MaskFolder, and as a painted one)."""
         with session.lock:
             video = session.require_idle()
             video.add_mask(t, labels)
-            for kind in ("given", "results"):
-                session.files.save(session.version, kind, t, labels, video.palette)
+            session.files.save_given(session.version, t, labels, video.palette)
 
     def delete_object(self, session: AppSession, obj: int) -> int:
-        """Remove object `obj` from every mask (saved too); returns the number of frames it was on."""
+        """Remove object `obj` from every mask, one frame at a time (saved too); returns how many it was on."""
         with session.lock:
             video = session.require_idle()
-            given, results, touched = {}, {}, []
-            given_frames = set(video.given_frames())
-            for t, labels in video.masks().items():
-                hit = labels == obj
-                if hit.any():
-                    touched.append(t)
-                    labels[hit] = 0
-                results[t] = labels
-                if t in given_frames and np.any((labels > 0) & (labels < 255)):
-                    given[t] = labels
-            video.restore(given, results)
-            for t in touched:
-                session.files.save(session.version, "results", t, results[t], video.palette)
-                session.files.save(session.version, "given", t, given.get(t), video.palette)
-        return len(touched)
+            given, touched = video.given_frames(), 0
+            for t in video.mask_frames():
+                labels = video.mask(t)
+                if np.any(labels == obj):
+                    labels[labels == obj] = 0
+                    session.results[t] = labels           # the session is idle: its video reads them later
+                    touched += 1
+            kept = {t: m for t, m in ((t, video.mask(t)) for t in given) if np.any((m > 0) & (m < 255))}
+            video.restore(kept)
+            for t in given:
+                session.files.save_given(session.version, t, kept.get(t), video.palette)
+        return touched
 
     def propagate(self, session: AppSession, start: int, reverse: bool = False) -> None:
         """Start propagating from frame `start` to the last frame (or frame 0) in a background thread."""
@@ -238,25 +236,11 @@ class SessionStore:
             video = session.require_idle()
             if not 0 <= start < len(video) or video.mask(start) is None:
                 raise VOSError(f"frame {start} has no mask yet: paint at least one object on it, then propagate")
-            frames = self._saved(session, video.propagate(start=start, reverse=reverse))   # checks now
+            frames = video.propagate(start=start, reverse=reverse)          # checks now: errors reach the page
             session.error, session.stopped, session.run = "", False, (start, reverse)
             session.thread = threading.Thread(target=self._run, args=(session, frames), daemon=True,
                                               name=f"propagate-{session.sid[:6]}")
             session.thread.start()
-
-    def _saved(self, session: AppSession, frames):
-        """`frames` (a propagation's (t, labels)), each result queued for saving (in the session's current
-        video folder) as it comes."""
-        version, palette = session.version, session.video.palette
-
-        def saving():
-            try:
-                for t, labels in frames:
-                    self.writer.put(session.files, version, t, labels, palette)
-                    yield t, labels
-            finally:
-                frames.close()
-        return saving()
 
     def _run(self, session: AppSession, frames) -> None:
         """The propagation job: one frame at a time under the engine lock; errors go to the page and log."""

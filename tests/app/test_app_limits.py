@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from libs.app import build_server_app
+from libs.app import build_server_app, files
 from libs.app.coco import decode_coco
 from libs.app.frames import LRU_FRAMES, FrameCache, build_cache
 from libs.app.grabcut import grabcut
@@ -96,14 +96,19 @@ def test_idle_timer_drops_sessions(tiny_checkpoint, app_config, tmp_path):
         assert sid not in c.app.state.store.sessions and not os.path.exists(os.path.join(str(tmp_path), "app", sid))
 
 
-def test_delete_object_and_coco_round_trip(client, tiny_video):
-    """Deleting object 2 removes it from every frame (and the saved files); the COCO JSON decodes back to
-    the masks with one track id per object."""
+def test_delete_object_and_coco_round_trip(client, tiny_video, monkeypatch):
+    """Results go to the session's folder as they come (at most LRU_MASKS of them in memory); deleting
+    object 2 removes it from every frame (and the saved files); the COCO JSON decodes back to the masks
+    with one track id per object."""
+    monkeypatch.setattr(files, "LRU_MASKS", 4)
     sid = opened(client, tiny_video)
     client.put(f"/api/{sid}/mask/0", content=tiny_video[1].tobytes())
     client.post(f"/api/{sid}/propagate", json={"start": 0})
     while client.get(f"/api/{sid}/status").json()["running"]:
         time.sleep(0.05)
+    results = client.app.state.store.get(sid).results
+    assert len(results) == 10 and len(results._lru) == 4
+    assert sorted(os.listdir(results.folder)) == [f"{t:06d}.png" for t in range(10)]
     masks = {t: np.frombuffer(client.get(f"/api/{sid}/mask/{t}").content, np.uint8).reshape(48, 80) for t in range(10)}
     document = client.get(f"/api/{sid}/coco.json").json()
     decoded = decode_coco(document, (48, 80))
