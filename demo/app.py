@@ -2,8 +2,10 @@
 
     .venv/bin/python demo/app.py --cfg demo/demo.yaml [initial model.pth port 8000 allowed_dir videos/]
 
-Serves one page on http://{host}:{port}/ (127.0.0.1:8000 by default); every browser tab is its own
-session, with its files under {output_dir}/app/<session>/.
+Serves one page on http://{host}:{port}/ (127.0.0.1:8000 by default; another `host` asks for the access
+token printed at start). Every browser tab is its own session, its address /?session=<id>; its files are
+under {output_dir}/app/<id>/ (frame cache, painted masks, results, written as they come), so reopening the
+address, after a restart too, brings the work back.
 """
 import logging
 import os
