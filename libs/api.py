@@ -168,7 +168,8 @@ class VideoSession:
         """Replace the given masks by `given` (as add_mask gives them) and, unless None, every result by
         `results` (saved masks after a restart, masks with an object deleted); not while a propagation runs."""
         given = {self._index(t): check_labels(m, t, self.size) for t, m in given.items()}
-        replace, results = results is not None, {self._index(t): np.asarray(m, np.uint8) for t, m in (results or {}).items()}
+        replace = results is not None
+        results = {self._index(t): np.asarray(m, np.uint8) for t, m in (results or {}).items()}
         if any(m.shape != tuple(self.size) for m in results.values()):
             raise VOSError(f"every restored mask must be {self.size[1]}x{self.size[0]}")
         with self._lock:

@@ -142,7 +142,8 @@ def test_grabcut_box_and_hints():
 
 
 @pytest.mark.parametrize("opts, text", [
-    (["max_frames", "1"], "'max_frames' must be at least 2"), (["max_sessions", "0"], "'max_sessions' must be positive"),
+    (["max_frames", "1"], "'max_frames' must be at least 2"),
+    (["max_sessions", "0"], "'max_sessions' must be positive"),
     (["token", "short"], "'token' must be at least 16"), (["allowed_hosts", "['']"], "'allowed_hosts' must be a list")])
 def test_bad_app_keys(opts, text):
     """Each new app key is checked with one message naming it."""

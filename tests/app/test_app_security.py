@@ -39,7 +39,8 @@ def test_split_host(value, expected):
     assert split_host(value) == expected
 
 
-@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8000", "127.0.0.1:9999", "", "127.0.0.1.nip.io:8000"])
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8000", "127.0.0.1:9999", "",
+                                  "127.0.0.1.nip.io:8000"])
 def test_foreign_host_is_refused(client, host, caplog):
     """DNS rebinding: a request whose Host is not this server is refused before any handler runs."""
     with caplog.at_level(logging.WARNING, logger="app"):

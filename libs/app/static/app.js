@@ -219,7 +219,9 @@ function poll() {
     if (info && info.running) { poll(); return; }
     running(false);
     if (info && info.error) say(info.error, "error");
-    else if (info && info.stopped) say(`Stopped at frame ${info.last}: ${info.done} of ${info.total} frames propagated.`, "info");
+    else if (info && info.stopped) {
+      say(`Stopped at frame ${info.last}: ${info.done} of ${info.total} frames propagated.`, "info");
+    }
     else if (info) {
       say(`Done: ${info.done} of ${info.total} frames propagated. ` +
         "Scrub to check, correct a frame and propagate again.", "info");
