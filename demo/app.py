@@ -2,8 +2,10 @@
 
     .venv/bin/python demo/app.py --cfg demo/demo.yaml [initial model.pth port 8000 allowed_dir videos/]
 
-Serves one page on http://{host}:{port}/ (127.0.0.1:8000 by default); every browser tab is its own
-session, with its files under {output_dir}/app/<session>/.
+Serves one page on http://{host}:{port}/ (127.0.0.1:8000 by default; another `host` asks for the access
+token printed at start). Every browser tab is its own session, its address /?session=<id>; its files are
+under {output_dir}/app/<id>/ (frame cache, painted masks, results, written as they come), so reopening the
+address, after a restart too, brings the work back.
 """
 import logging
 import os
@@ -25,6 +27,9 @@ EXAMPLES = """\
 KEYS = (("initial", "trained weights (train.py checkpoints also set arch/keydim/valdim)"),
         ("host port", "where the server listens (127.0.0.1 8000: this machine only)"),
         ("max_upload_mb", "largest upload accepted, in MB"),
+        ("max_frames max_pixels", "longest video (frames) and largest frame (pixels) the app opens"),
+        ("max_sessions", "sessions held in memory (the others stay on disk until their page returns)"),
+        ("token allowed_hosts", "access token with a non-loopback host ('' = random); more Host names"),
         ("allowed_dir", "server folder whose videos may be opened by path ('' = uploads only)"),
         ("output_dir", "session files go to <output_dir>/app/<session>/"),
         ("loop", "test-time correction iterations (0 = off, faster)"),
@@ -59,7 +64,14 @@ def main() -> None:
         log.warning("`initial` is empty: the network is UNTRAINED and its masks are meaningless; "
                     "pass `initial /path/to/model.pth`")
     app = build_server_app(cfg)
-    log.info("open http://%s:%d/ in a browser (Ctrl-C stops the server)", cfg.host, cfg.port)
+    token = app.policy.token
+    if token:
+        log.warning("host %s is not loopback: other machines can reach this server, so it asks for its access "
+                    "token (in the URL below; keep it secret)", cfg.host)
+    address = socket.gethostname() if cfg.host in ("0.0.0.0", "::") else cfg.host      # as Jupyter prints it
+    address = f"[{address}]" if ":" in address else address
+    log.info("open http://%s:%d/%s in a browser (Ctrl-C stops the server)", address, cfg.port,
+             f"?token={token}" if token else "")
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", log_config=None)
     log.info("server stopped")
 

@@ -5,14 +5,15 @@ import uuid
 import zipfile
 from typing import AsyncIterator
 
-import cv2
 import numpy as np
+from starlette.concurrency import run_in_threadpool
 
 from libs.errors import VOSError
 from libs.io.paths import IMAGE_EXTENSIONS, atomic_path, check_name
 from libs.io.video import VIDEO_EXTENSIONS
 
 UPLOAD_EXTENSIONS = VIDEO_EXTENSIONS + (".zip",)
+BLOCK = 1 << 20           # bytes of an upload written to disk at once
 UNZIP_FACTOR = 4            # a zip may unpack to at most this many times the upload limit
 
 
@@ -28,6 +29,10 @@ class Unknown(VOSError):
     """A session or frame that does not exist: HTTP 404."""
 
 
+class Busy(VOSError):
+    """Every session slot holds a running propagation: HTTP 503."""
+
+
 def upload_kind(name: str) -> str:
     """The lower-case extension of an uploaded file's name, or a VOSError saying what to upload."""
     ext = os.path.splitext(name or "")[1].lower()
@@ -38,17 +43,22 @@ def upload_kind(name: str) -> str:
 
 
 async def save_upload(chunks: AsyncIterator[bytes], name: str, folder: str, limit_mb: int) -> str:
-    """Stream an upload into `folder` under a fresh name; a TooLarge error (file removed) past `limit_mb`."""
+    """Stream an upload into `folder` under a fresh name, written off the event loop in blocks of about
+    1 MB; a TooLarge error (file removed) past `limit_mb`."""
     ext = upload_kind(name)
     path = os.path.join(folder, f"upload-{uuid.uuid4().hex[:8]}{ext}")
-    limit, size = limit_mb * 1024 * 1024, 0
+    limit, size, block = limit_mb * 1024 * 1024, 0, []
     os.makedirs(folder, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         async for chunk in chunks:
             size += len(chunk)
             if size > limit:
                 raise too_large(name, limit_mb)
-            out.write(chunk)
+            block.append(chunk)
+            if sum(map(len, block)) >= BLOCK:
+                await run_in_threadpool(out.write, b"".join(block))
+                block = []
+        await run_in_threadpool(out.write, b"".join(block))
     if size == 0:
         os.remove(path)
         raise VOSError(f"{name} is empty (0 bytes); upload a video or a zip of frames")
@@ -104,14 +114,6 @@ def allowed_path(path: str, allowed_dir: str) -> str:
     if not os.path.exists(real):
         raise VOSError(f"{path} does not exist in the allowed folder {allowed_dir}")
     return real
-
-
-def jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
-    """[H, W, 3] uint8 RGB -> JPEG bytes."""
-    ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise VOSError("could not encode the frame as JPEG")
-    return data.tobytes()
 
 
 def labels_from_bytes(body: bytes, size, t: int) -> np.ndarray:

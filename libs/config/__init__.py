@@ -27,7 +27,7 @@ NON_NEGATIVE = ("max_memory_frames", "loop", "workers", "correction_rate", "weig
                 "progress_every_s", "checkpoint_every_steps", "max_bad_samples", "max_nonfinite_steps")
 POSITIVE = ("batch_videos", "save_freq", "keydim", "valdim", "sampled_frames", "samples_per_video", "train_batch",
             "iter_size", "epochs_per_increment", "epoch_per_test", "max_training_obj", "learning_rate",
-            "max_upload_mb")
+            "max_upload_mb", "max_pixels", "max_sessions", "session_idle_minutes")
 
 
 def get_cfg() -> CfgNode:
@@ -160,6 +160,13 @@ def validate(cfg: CfgNode) -> None:
         raise VOSError(f"config key 'input_size' must be [height, width], each >= 16; got {list(cfg.input_size)}")
     if not 0 <= cfg.port <= 65535:
         raise VOSError(f"config key 'port' must be a TCP port 0..65535 (0: any free port); got {cfg.port!r}")
+    if cfg.max_frames < 2:
+        raise VOSError(f"config key 'max_frames' must be at least 2 (a video needs 2 frames); got {cfg.max_frames!r}")
+    if cfg.token and (len(cfg.token) < 16 or not cfg.token.isprintable() or " " in cfg.token):
+        raise VOSError("config key 'token' must be at least 16 printable characters without spaces (or '' for "
+                       "a random one)")
+    if not all(isinstance(h, str) and h.strip() for h in cfg.allowed_hosts):
+        raise VOSError(f"config key 'allowed_hosts' must be a list of host names; got {list(cfg.allowed_hosts)}")
     if len(cfg.momentum) != 2:
         raise VOSError(f"config key 'momentum' must hold two numbers (Adam betas); got {list(cfg.momentum)}")
     if len(cfg.datafreq) != len(cfg.trainset) or len(cfg.max_skip) != len(cfg.trainset):

@@ -115,6 +115,15 @@ _C.port = 8000                     # TCP port of the app's web server
 _C.max_upload_mb = 500             # largest video or zip of frames the app accepts as an upload, in MB
 _C.allowed_dir = ""                # server folder whose videos the app may open by path ('' = none:
                                    # only uploads); paths outside it are refused
+_C.allowed_hosts = []              # more Host names the app answers to (e.g. a DNS name of this machine);
+                                   # loopback names and `host` itself always are, other Hosts get 403
+_C.token = ""                      # access token the app asks for when `host` is not loopback ('' = a
+                                   # random one, printed in the URL at start); unused on loopback
+_C.max_frames = 10000              # longest video the app opens, in frames
+_C.max_pixels = 8294400            # largest frame the app opens, in pixels (height x width; 3840x2160)
+_C.max_sessions = 8                # sessions (browser tabs) held in memory; the least recently used idle
+                                   # one is dropped (its files stay, reopening its URL restores it)
+_C.session_idle_minutes = 60.0     # a session no page asked about for this long is dropped from memory
 
 # ----------------------------------------------------------------- distributed (torchrun sets the rest)
 _C.multi_gpu_ids = [0, 1, 2, 3]    # unused: torchrun decides the devices

@@ -2,7 +2,7 @@
 inference core (a core of its own, or a scheduler shared with other sessions), read or exported."""
 import os
 import threading
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, MutableMapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -21,11 +21,13 @@ class VideoSession:
     labels at the frames' size with the object ids as given; a frame given a mask keeps exactly that mask.
     Thread-safe: masks can be read while a propagation runs, and a new propagation or mask ends the one
     under way before its next frame. `scheduler`: propagations run in that shared scheduler's thread
-    (batched with other sessions: `submit`); otherwise `propagate` runs them on a core of the session's own."""
+    (batched with other sessions: `submit`); otherwise `propagate` runs them on a core of the session's own.
+    `results`: where results are kept (a mapping; the app's keeps them on disk), else in memory."""
 
     def __init__(self, frames: Sequence[np.ndarray], names: List[str], fps: float, backend: Backend,
                  settings: InferenceSettings, input_size: Tuple[int, int], title: str = "video",
-                 palette: Optional[Sequence[int]] = None, scheduler: Optional[SharedScheduler] = None):
+                 palette: Optional[Sequence[int]] = None, scheduler: Optional[SharedScheduler] = None,
+                 results: Optional[MutableMapping[int, np.ndarray]] = None):
         self.frames, self.names, self.fps, self.title = frames, names, fps, title
         self.backend, self.settings, self.scheduler = backend, settings, scheduler
         self.size: Tuple[int, int] = tuple(frames[0].shape[:2])       # (H, W)
@@ -33,7 +35,7 @@ class VideoSession:
         self.objects = ObjectTable()
         self.palette = full_palette(palette) if palette else davis_palette()
         self._given: Dict[int, np.ndarray] = {}
-        self._results: Dict[int, np.ndarray] = {}
+        self._results = {} if results is None else results      # frame -> labels
         self._pending: Optional[int] = None       # earliest frame given a mask since the last propagation
         self._lock = threading.Lock()              # guards masks and the propagation's state
         self._core_lock = threading.Lock()         # one frame at a time through the session's own core
@@ -76,6 +78,23 @@ class VideoSession:
             self._given[t] = labels
             self._results[t] = labels.copy()
             self._pending = t if self._pending is None else min(self._pending, t)
+
+    def restore(self, given: Dict[int, np.ndarray], results: Optional[Dict[int, np.ndarray]] = None) -> None:
+        """Replace the given masks by `given` (as add_mask gives them) and, unless None, every result by
+        `results` (saved masks after a restart, masks with an object deleted); not while a propagation runs."""
+        given = {self.index(t): check_labels(m, t, self.size) for t, m in given.items()}
+        if results is not None:
+            results = {self.index(t): np.asarray(m, np.uint8) for t, m in results.items()}
+        if results and any(m.shape != tuple(self.size) for m in results.values()):
+            raise VOSError(f"every restored mask must be {self.size[1]}x{self.size[0]}")
+        with self._lock:
+            if self._running:
+                raise VOSError("a propagation is running; stop it before replacing the masks")
+            self._given, self._pending = given, None
+            if results is not None:
+                self._results.clear()
+                self._results.update(results)
+            self._results.update({t: m.copy() for t, m in given.items()})
 
     def _supersede(self) -> None:
         """End the propagation under way (under the lock)."""

@@ -7,6 +7,8 @@ import pytest
 import torch
 import yaml
 
+from tests.app.browser import CHROMIUM, CHROMIUM_ARGS, Restartable, need_browser, stop_server
+
 from libs.io import read_mask
 from libs.dataset.synthetic import write_video_file
 
@@ -45,12 +47,42 @@ def tiny_video(tmp_path_factory):
 @pytest.fixture(scope="session")
 def app_config():
     """Builds the app's config as `demo/app.py --cfg demo/demo.yaml KEY VAL ...` does, for the tiny model:
-    app_config(checkpoint, output_dir, allowed_dir, max_upload_mb)."""
+    app_config(checkpoint, output_dir, allowed_dir, max_upload_mb, *more KEY VAL strings)."""
     from libs.config import load_cfg
     from libs.runner.cli import adopt_checkpoint_model
 
-    def build(checkpoint: str, output_dir: str, allowed_dir: str, max_upload_mb: int = 1):
+    def build(checkpoint: str, output_dir: str, allowed_dir: str, max_upload_mb: int = 1, *more: str):
         opts = ["initial", checkpoint, "input_size", "[32,64]", "loop", "0", "gpu_id", "-1", "output_dir",
-                output_dir, "allowed_dir", allowed_dir, "max_upload_mb", str(max_upload_mb)]
+                output_dir, "allowed_dir", allowed_dir, "max_upload_mb", str(max_upload_mb), *more]
         return load_cfg(os.path.join(ROOT, "demo", "demo.yaml"), opts, adjust=adopt_checkpoint_model)
     return build
+
+
+@pytest.fixture(scope="session")
+def app_server(tiny_checkpoint, tmp_path_factory):
+    """`demo/app.py` on a free port with the tiny checkpoint, max_upload_mb 2 and an allowed folder, that a
+    test may kill and restart (a Restartable)."""
+    need_browser()
+    out = tmp_path_factory.mktemp("app-out")
+    (out / "allowed").mkdir()
+    server = Restartable(tiny_checkpoint, str(out), "max_upload_mb", "2", "allowed_dir", str(out / "allowed"))
+    try:
+        yield server
+    finally:
+        stop_server(server.proc)
+
+
+@pytest.fixture
+def server(app_server):
+    """(base URL, log file path, output folder) of the app's server."""
+    return app_server.url, os.path.join(app_server.out, "server.log"), app_server.out
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless chromium for the whole session."""
+    sync_playwright = need_browser()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -201,3 +201,21 @@ def test_config_file_overrides_and_checkpoint_model_keys(tiny_checkpoint):
     cfg = session_config(tiny_checkpoint, os.path.join(ROOT, "demo", "demo.yaml"), {"loop": 2, "keydim": 64})
     assert (cfg.loop, cfg.correction_rate, cfg.initial) == (2, 180.0, tiny_checkpoint)
     assert (cfg.arch, cfg.keydim, cfg.valdim) == ("resnet18", 16, 32)
+
+
+def test_restore_replaces_every_mask(session, tiny_video):
+    """restore() puts back given and propagated masks (as after a restart); a propagation then starts from a
+    restored given frame; a mask of the wrong size or a running propagation is refused."""
+    labels = tiny_video[1]
+    result = np.where(labels == 2, 2, 0).astype(np.uint8)
+    session.restore({0: labels}, {3: result, 4: np.zeros_like(labels)})
+    assert session.given_frames() == [0] and session.mask_frames() == [0, 3, 4]
+    assert np.array_equal(session.mask(0), labels) and np.array_equal(session.mask(3), result)
+    assert [t for t, _ in session.propagate(end=2)] == [0, 1, 2]
+    with pytest.raises(VOSError, match="every restored mask must be 80x48"):
+        session.restore({}, {1: np.zeros((4, 4), np.uint8)})
+    frames = session.propagate(start=0)
+    next(frames)
+    with pytest.raises(VOSError, match="a propagation is running"):
+        session.restore({}, {})
+    frames.close()

@@ -34,7 +34,8 @@ def client(tiny_checkpoint, tiny_video, folders, app_config):
     with open(tiny_video[0], "rb") as src, open(os.path.join(allowed, "clip.mp4"), "wb") as dst:
         dst.write(src.read())
     os.symlink(outside, os.path.join(allowed, "escape"))
-    with TestClient(build_server_app(app_config(tiny_checkpoint, out, allowed, max_upload_mb=1))) as c:
+    app = build_server_app(app_config(tiny_checkpoint, out, allowed, max_upload_mb=1))
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
         yield c
 
 
@@ -162,7 +163,7 @@ def test_mask_with_no_object_and_propagate_without_mask(client, tiny_video):
     text = error_of(client.post(f"/api/{sid}/propagate", json={"start": 3}), 400)
     assert text == "frame 3 has no mask yet: paint at least one object on it, then propagate"
     assert error_of(client.put(f"/api/{sid}/mask/0", content=bytes(10)), 400).startswith("the mask sent for frame 0")
-    assert error_of(client.get(f"/api/{sid}/frame/99"), 404).startswith("frame 99 does not exist")
+    assert error_of(client.get(f"/api/{sid}/v1/frame/99"), 404).startswith("frame 99 does not exist")
     assert error_of(client.get(f"/api/{sid}/masks.zip"), 400) == "nothing to export: no frame has a mask yet"
 
 
@@ -193,15 +194,23 @@ def test_paths_outside_the_allowed_folder_are_refused(client, folders):
     assert missing.startswith("nope.mp4 does not exist")
 
 
-def test_unknown_and_idle_sessions(client, folders):
-    """A page whose session the server does not know is told to reload; idle sessions are forgotten when a
-    new one starts, their files kept."""
+def test_unknown_idle_and_dropped_sessions(client, folders, tiny_video):
+    """An unknown session is refused; an idle session without a video is dropped with its folder; one with a
+    video is dropped from memory and comes back, video and masks, when its page asks again."""
+    store = client.app.state.store
     assert "reload the page" in error_of(client.get("/api/0123456789abcdef/status"), 404)
-    idle = new_session(client)
-    client.app.state.store.sessions[idle].last_seen -= 2 * 3600
-    new_session(client)
-    assert "idle for an hour" in error_of(client.get(f"/api/{idle}/status"), 404)
-    assert os.path.isdir(os.path.join(folders[0], "app", idle))
+    empty, full = new_session(client), new_session(client)
+    upload(client, full, "clip.mp4", open(tiny_video[0], "rb").read())
+    client.put(f"/api/{full}/mask/2", content=tiny_video[1].tobytes())
+    for sid in (empty, full):
+        store.sessions[sid].last_seen -= 2 * 3600
+    store.forget_idle()
+    assert empty not in store.sessions and full not in store.sessions
+    assert "unknown to the server" in error_of(client.get(f"/api/{empty}/status"), 404)
+    assert not os.path.exists(os.path.join(folders[0], "app", empty))
+    status = client.get(f"/api/{full}/status").json()
+    assert (status["name"], status["frames"], status["marks"]) == ("clip.mp4", 10, "..g" + "." * 7)
+    assert client.get(f"/api/{full}/mask/2").content == tiny_video[1].tobytes()
 
 
 def test_sessions_are_independent(client, opened, folders, tiny_video):

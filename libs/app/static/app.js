@@ -1,13 +1,14 @@
-// The page of demo/app.py: open a video, paint masks on a canvas, propagate, correct, export.
-// Every browser tab asks the server for its own session; labels travel as raw bytes (one a pixel).
+// The page of demo/app.py: open a video, paint masks on a canvas, propagate both ways, correct, export.
+// Each tab has its own session; its id is in the page's address (?session=...), so reopening the address
+// (after a server restart too) brings the video and its masks back. Labels travel as raw bytes.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const state = {
   sid: null, config: null, info: { open: false }, t: 0,
   frame: null, base: null, labels: null, hasMask: false, dirty: false,
-  undo: [], tool: "brush", size: 12, obj: 1, objects: [1],
-  polygon: [], drawing: false, last: null, polling: null,
+  undo: [], tool: "brush", size: 12, obj: 1, objects: [1], opacity: 0.5,
+  polygon: [], box: null, hints: { fg: [], bg: [] }, drawing: false, last: null, polling: null, playing: null,
 };
 const view = $("view");
 const ctx = view.getContext("2d");
@@ -18,6 +19,10 @@ function say(text, kind) {
   box.className = text ? (kind || "info") : "";
 }
 
+function clearError() {
+  if ($("message").className === "error") say("", "");
+}
+
 async function api(path, options) {
   const response = await fetch(`/api/${state.sid}/${path}`, options);
   if (!response.ok) {
@@ -26,6 +31,10 @@ async function api(path, options) {
     throw new Error(text);
   }
   return response;
+}
+
+function post(path, data) {
+  return api(path, { method: "POST", body: JSON.stringify(data), headers: { "Content-Type": "application/json" } });
 }
 
 async function guarded(work) {
@@ -50,21 +59,22 @@ async function upload(file) {
 }
 
 async function openPath() {
-  const body = JSON.stringify({ path: $("path").value });
-  const response = await api("open", { method: "POST", body, headers: { "Content-Type": "application/json" } });
+  const response = await post("open", { path: $("path").value });
   await opened(await response.json());
 }
 
-async function opened(info) {
-  state.info = info;
-  state.dirty = false;
-  state.objects = [1];
-  state.obj = 1;
+async function opened(info, restored) {
+  pause();
+  Object.assign(state, { info, dirty: false, objects: [1], obj: 1, box: null, hints: { fg: [], bg: [] } });
   $("slider").max = info.frames - 1;
   $("video-info").textContent = `${info.name}: ${info.frames} frames, ${info.width}x${info.height}`;
   await showFrame(0, true);
-  drawObjects();
-  say(`Opened ${info.name}. Paint each object on a frame, then propagate.`, "info");
+  await refresh();
+  running(info.running);
+  if (info.running) poll();
+  const painted = (info.marks.match(/[gp]/g) || []).length;
+  say(restored ? `Restored ${info.name}: ${painted} frames with masks.` :
+    `Opened ${info.name}. Draw a box around an object (or paint it), then propagate.`, "info");
 }
 
 async function showFrame(t, force) {
@@ -73,7 +83,7 @@ async function showFrame(t, force) {
   if (t === state.t && !force) return;
   if (state.dirty && !(await saveMask())) { $("slider").value = state.t; return; }
   const image = new Image();
-  image.src = `/api/${state.sid}/frame/${t}`;
+  image.src = `/api/${state.sid}/v${state.info.version}/frame/${t}`;      // the address names the video
   await image.decode();
   const response = await api(`mask/${t}`);
   const bytes = response.status === 204 ? null : new Uint8Array(await response.arrayBuffer());
@@ -83,7 +93,7 @@ async function showFrame(t, force) {
   state.base = ctx.getImageData(0, 0, width, height);
   state.labels = bytes || new Uint8Array(width * height);
   state.hasMask = bytes !== null;
-  Object.assign(state, { t, dirty: false, undo: [], polygon: [] });
+  Object.assign(state, { t, dirty: false, undo: [], polygon: [], box: null, hints: { fg: [], bg: [] } });
   for (const id of state.labels) if (id > 0 && id < 255 && !state.objects.includes(id)) state.objects.push(id);
   state.objects.sort((a, b) => a - b);
   drawObjects();
@@ -107,7 +117,7 @@ async function saveMask() {
 function render() {
   if (!state.base) return;
   const out = new ImageData(new Uint8ClampedArray(state.base.data), state.base.width, state.base.height);
-  const lut = state.config.palette;
+  const lut = state.config.palette, a = state.opacity;
   const d = out.data, labels = state.labels, w = out.width, n = labels.length;
   for (let i = 0; i < n; i++) {
     const id = labels[i];
@@ -115,24 +125,10 @@ function render() {
     const x = i % w, j = 4 * i;
     const edge = (x > 0 && labels[i - 1] !== id) || (x < w - 1 && labels[i + 1] !== id) ||
       (i >= w && labels[i - w] !== id) || (i + w < n && labels[i + w] !== id);
-    for (let c = 0; c < 3; c++) d[j + c] = edge ? lut[3 * id + c] : (d[j + c] + lut[3 * id + c]) >> 1;
+    for (let c = 0; c < 3; c++) d[j + c] = edge ? lut[3 * id + c] : d[j + c] * (1 - a) + lut[3 * id + c] * a;
   }
   ctx.putImageData(out, 0, 0);
-  drawPolygon();
-}
-
-function drawPolygon() {
-  const pts = state.polygon;
-  if (!pts.length) return;
-  ctx.save();
-  ctx.strokeStyle = css(state.obj);
-  ctx.fillStyle = css(state.obj);
-  ctx.lineWidth = Math.max(1, view.width / 400);
-  ctx.beginPath();
-  pts.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
-  ctx.stroke();
-  for (const [x, y] of pts) ctx.fillRect(x - 2, y - 2, 4, 4);
-  ctx.restore();
+  drawGuides();
 }
 
 function drawMarks() {
@@ -163,107 +159,49 @@ function drawObjects() {
     button.onclick = () => { state.obj = id; drawObjects(); };
     box.append(button);
   }
+  $("delete-object").textContent = `Delete object ${state.obj}`;
 }
 
-// ---------------------------------------------------------------- painting
-function pixel(event) {
-  const r = view.getBoundingClientRect();
-  const scale = Math.min(r.width / view.width, r.height / view.height);     // object-fit: contain
-  const left = r.left + (r.width - view.width * scale) / 2, top = r.top + (r.height - view.height * scale) / 2;
-  return [(event.clientX - left) / scale, (event.clientY - top) / scale];
+async function deleteObject() {
+  if (state.dirty && !(await saveMask())) return;
+  const obj = state.obj;
+  const info = await (await api(`object/${obj}`, { method: "DELETE" })).json();
+  state.objects = state.objects.filter((id) => id !== obj);
+  if (!state.objects.length) state.objects = [1];
+  state.obj = state.objects[0];
+  state.info = info;
+  await showFrame(state.t, true);
+  say(`Deleted object ${obj} from ${info.deleted} frames.`, "info");
 }
 
-function remember() {
-  state.undo.push(state.labels.slice());
-  if (state.undo.length > 30) state.undo.shift();
+// ---------------------------------------------------------------- play
+function play() {
+  if (state.playing) { pause(); return; }
+  let next = state.t >= state.info.frames - 1 ? 0 : state.t + 1;
+  $("play").textContent = "Pause";
+  const step = async () => {
+    await guarded(() => showFrame(next, true));
+    if (!state.playing) return;
+    if (state.t >= state.info.frames - 1) { pause(); return; }
+    next = state.t + 1;
+    state.playing = setTimeout(step, 80);
+  };
+  state.playing = setTimeout(step, 0);
 }
 
-function stamp(x, y) {
-  const { width, height } = state.info;
-  const r = state.size / 2, value = state.tool === "eraser" ? 0 : state.obj;
-  for (let yy = Math.max(0, Math.floor(y - r)); yy <= Math.min(height - 1, Math.ceil(y + r)); yy++) {
-    for (let xx = Math.max(0, Math.floor(x - r)); xx <= Math.min(width - 1, Math.ceil(x + r)); xx++) {
-      if ((xx + 0.5 - x) ** 2 + (yy + 0.5 - y) ** 2 <= r * r) state.labels[yy * width + xx] = value;
-    }
-  }
-}
-
-function strokeTo(x, y) {
-  const [x0, y0] = state.last;
-  const steps = Math.max(1, Math.ceil(Math.hypot(x - x0, y - y0) / Math.max(1, state.size / 4)));
-  for (let i = 1; i <= steps; i++) stamp(x0 + (x - x0) * i / steps, y0 + (y - y0) * i / steps);
-  state.last = [x, y];
-}
-
-function fillPolygon() {
-  const pts = state.polygon;
-  state.polygon = [];
-  if (pts.length < 3) { render(); return; }
-  const { width, height } = state.info;
-  const off = document.createElement("canvas");
-  off.width = width; off.height = height;
-  const c = off.getContext("2d");
-  c.beginPath();
-  pts.forEach(([x, y], i) => (i ? c.lineTo(x, y) : c.moveTo(x, y)));
-  c.closePath();
-  c.fill();
-  const alpha = c.getImageData(0, 0, width, height).data;
-  remember();
-  for (let i = 0; i < state.labels.length; i++) if (alpha[4 * i + 3] >= 128) state.labels[i] = state.obj;
-  state.dirty = true;
-  render();
-}
-
-function onDown(event) {
-  if (!state.base || state.info.running) return;
-  const [x, y] = pixel(event);
-  if (state.tool === "polygon") {
-    const first = state.polygon[0];
-    const near = first && Math.hypot(x - first[0], y - first[1]) < Math.max(4, view.width / 80);
-    if (near && state.polygon.length >= 3) fillPolygon();
-    else { state.polygon.push([x, y]); render(); }
-    return;
-  }
-  view.setPointerCapture(event.pointerId);
-  remember();
-  state.drawing = true;
-  state.last = [x, y];
-  stamp(x, y);
-  state.dirty = true;
-  render();
-}
-
-function onMove(event) {
-  if (!state.drawing) return;
-  const [x, y] = pixel(event);
-  strokeTo(x, y);
-  render();
-}
-
-function onUp() { state.drawing = false; }
-
-function undo() {
-  if (state.polygon.length) { state.polygon.pop(); render(); return; }
-  const previous = state.undo.pop();
-  if (!previous) { say("Nothing to undo on this frame.", "info"); return; }
-  state.labels = previous;
-  state.dirty = true;
-  render();
-}
-
-function setTool(tool) {
-  state.tool = tool;
-  state.polygon = [];
-  document.querySelectorAll(".tool").forEach((b) => b.classList.toggle("active", b.dataset.tool === tool));
-  render();
+function pause() {
+  clearTimeout(state.playing);
+  state.playing = null;
+  $("play").textContent = "Play";
 }
 
 // ---------------------------------------------------------------- propagation and export
-async function propagate() {
+async function propagate(reverse) {
   if (state.dirty && !(await saveMask())) return;
-  const body = JSON.stringify({ start: state.t });
-  await api("propagate", { method: "POST", body, headers: { "Content-Type": "application/json" } });
-  say(`Propagating from frame ${state.t}...`, "info");
+  pause();
+  state.info = await (await post("propagate", { start: state.t, reverse })).json();
+  clearError();
+  say(`Propagating from frame ${state.t} ${reverse ? "back to frame 0" : "to the end"}...`, "info");
   running(true);
   poll();
 }
@@ -271,6 +209,7 @@ async function propagate() {
 function running(on) {
   $("stop").disabled = !on;
   $("propagate").disabled = on;
+  $("propagate-back").disabled = on;
 }
 
 function poll() {
@@ -280,6 +219,9 @@ function poll() {
     if (info && info.running) { poll(); return; }
     running(false);
     if (info && info.error) say(info.error, "error");
+    else if (info && info.stopped) {
+      say(`Stopped at frame ${info.last}: ${info.done} of ${info.total} frames propagated.`, "info");
+    }
     else if (info) {
       say(`Done: ${info.done} of ${info.total} frames propagated. ` +
         "Scrub to check, correct a frame and propagate again.", "info");
@@ -288,13 +230,18 @@ function poll() {
   }, 250);
 }
 
+function progressText(info) {
+  if (info.running) return `Frame ${info.done} of ${info.total}` + (info.reverse ? " (backward)" : "");
+  if (info.stopped) return `Stopped at frame ${info.last}`;
+  return info.total ? `Last run: ${info.done} of ${info.total} frames` : "Idle.";
+}
+
 async function refresh() {
   const info = await (await api("status")).json();
   state.info = info;
   const share = info.total ? info.done / info.total : 0;
   $("progress-bar").style.width = `${Math.round(100 * share)}%`;
-  $("progress-text").textContent = info.running ? `Frame ${info.done} of ${info.total}` :
-    (info.total ? `Last run: ${info.done} of ${info.total} frames` : "Idle.");
+  $("progress-text").textContent = progressText(info);
   drawMarks();
   return info;
 }
@@ -329,32 +276,43 @@ function wire() {
     state.objects.push(state.obj);
     drawObjects();
   };
-  document.querySelectorAll(".tool").forEach((b) => { b.onclick = () => setTool(b.dataset.tool); });
+  $("delete-object").onclick = needVideo(deleteObject);
   $("size").oninput = () => { state.size = +$("size").value; $("size-value").textContent = state.size; };
+  $("opacity").oninput = () => { state.opacity = $("opacity").value / 100; render(); };
   $("undo").onclick = undo;
-  $("clear").onclick = needVideo(async () => { remember(); state.labels.fill(0); state.dirty = true; render(); });
-  $("propagate").onclick = needVideo(propagate);
+  $("clear").onclick = needVideo(async () => { remember(); state.labels.fill(0); painted(); });
+  $("propagate").onclick = needVideo(() => propagate(false));
+  $("propagate-back").onclick = needVideo(() => propagate(true));
   $("stop").onclick = () => guarded(() => api("stop", { method: "POST" }));
   $("download-zip").onclick = needVideo(() => download("masks.zip"));
   $("download-mp4").onclick = needVideo(() => download("overlay.mp4"));
+  $("download-coco").onclick = needVideo(() => download("coco.json"));
+  $("play").onclick = needVideo(async () => play());
   $("slider").oninput = () => guarded(() => showFrame(+$("slider").value));
   $("prev").onclick = () => guarded(() => showFrame(state.t - 1));
   $("next").onclick = () => guarded(() => showFrame(state.t + 1));
-  view.addEventListener("pointerdown", onDown);
-  view.addEventListener("pointermove", onMove);
-  view.addEventListener("pointerup", onUp);
-  view.addEventListener("dblclick", () => { if (state.tool === "polygon") fillPolygon(); });
+  wireTools();
   document.addEventListener("keydown", onKey);
 }
 
 function onKey(event) {
   if (event.target.tagName === "INPUT" && event.target.type === "text") return;
   const keys = { ArrowLeft: () => showFrame(state.t - 1), ArrowRight: () => showFrame(state.t + 1),
-    b: () => setTool("brush"), e: () => setTool("eraser"), p: () => setTool("polygon"),
-    Enter: () => fillPolygon(), Escape: () => { state.polygon = []; render(); } };
+    b: () => setTool("brush"), e: () => setTool("eraser"), p: () => setTool("polygon"), x: () => setTool("box"),
+    " ": () => play(), Enter: () => fillPolygon(), Escape: () => { state.polygon = []; render(); } };
   if ((event.ctrlKey || event.metaKey) && event.key === "z") { event.preventDefault(); undo(); return; }
   const action = keys[event.key];
-  if (action) { event.preventDefault(); guarded(async () => action()); }
+  if (action && state.info.open) { event.preventDefault(); guarded(async () => action()); }
+}
+
+async function resume(sid) {
+  // the session named in the address: restored by the server from its folder when needed
+  const response = await fetch(`/api/${sid}/status`);
+  if (!response.ok) return false;
+  state.sid = sid;
+  const info = await response.json();
+  if (info.open) await opened(info, true);
+  return true;
 }
 
 async function start() {
@@ -363,10 +321,16 @@ async function start() {
   if (!state.config.server_paths) {
     $("server-open").title = "Start the app with `allowed_dir FOLDER` to open videos on the server";
   }
-  const response = await fetch("/api/session", { method: "POST" });
-  state.sid = (await response.json()).id;
   drawObjects();
-  say("Upload a video (mp4, mov, avi) or a zip of frames to start.", "info");
+  const wanted = new URLSearchParams(location.search).get("session");
+  if (!(wanted && (await resume(wanted)))) {
+    const response = await fetch("/api/session", { method: "POST" });
+    if (!response.ok) { say((await response.json()).error, "error"); return; }
+    state.sid = (await response.json()).id;
+    say(wanted ? "That session is gone from the server; this is a new one. Upload a video to start." :
+      "Upload a video (mp4, mov, avi) or a zip of frames to start.", wanted ? "error" : "info");
+  }
+  history.replaceState(null, "", `/?session=${state.sid}`);
 }
 
 start();
