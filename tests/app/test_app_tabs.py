@@ -19,7 +19,7 @@ def test_two_tabs_propagating_at_once_both_advance(tiny_checkpoint, app_config, 
     with open(path, "rb") as f:
         data = f.read()
     cfg = app_config(tiny_checkpoint, str(tmp_path / "out"), "")
-    with TestClient(build_server_app(cfg)) as client:
+    with TestClient(build_server_app(cfg), base_url="http://127.0.0.1:8000") as client:
         tabs = [client.post("/api/session").json()["id"] for _ in range(2)]
         for sid in tabs:
             assert client.post(f"/api/{sid}/upload?name=long.mp4", content=data).status_code == 200
