@@ -31,11 +31,11 @@ def main() -> None:
                     "(fp32, batch and object axes dynamic, frame size and memory slots fixed).",
                     examples=EXAMPLES, keys=KEYS)
     setup_logging()
+    slots = slots_for(cfg.max_memory_frames)
     if not cfg.initial:
         raise VOSError("export.py needs the checkpoint to export: add `initial model.pth`")
     if not cfg.onnx_dir:
         raise VOSError("export.py needs the output folder: add `onnx_dir exported/`")
-    slots = slots_for(cfg.max_memory_frames)
     model = build_model(cfg).eval()
     log.info("exporting %s (%s, keydim %d, valdim %d) at %s with %d memory slots to %s", cfg.initial, cfg.arch,
              cfg.keydim, cfg.valdim, list(cfg.input_size), slots, cfg.onnx_dir)
