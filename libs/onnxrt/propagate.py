@@ -3,11 +3,15 @@ steps with the same interface): what the export tests and benchmarks/onnx_speed.
 what the inference core does with a bounded bank."""
 from typing import List, Tuple
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
+from libs.dataset.synthetic import generate_video
 from libs.engine.batched_steps import batched_segment_step
 from libs.engine.steps import memory_step
 from libs.models.stm import STM
+from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 
 
 class TorchSteps:
@@ -77,3 +81,14 @@ def propagate(steps, frames: torch.Tensor, first: torch.Tensor, max_frames: int,
         else:
             bank.free(slot)
     return torch.cat(outs)
+
+
+def video_tensors(seed: int, frames: int, size: Tuple[int, int], objects: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A generated video (libs.dataset.synthetic) at the network size: normalised frames [T, 3, H, W] and
+    the first frame's one-hot mask [1, K+1, H, W] (bilinear frames, nearest labels)."""
+    rgb, labels = generate_video(seed, frames, size, objects)
+    x = torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255                  # [T, 3, H, W]
+    x = (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
+    first = torch.from_numpy(labels[0]).long()                                              # [H, W]
+    onehot = F.one_hot(first, int(first.max()) + 1).permute(2, 0, 1)[None].float()         # [1, K+1, H, W]
+    return x, onehot

@@ -5,14 +5,11 @@ import json
 import os
 import sys
 
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from conftest import REPO, TINY, run_inprocess, run_script
 from libs.config import load_cfg
-from libs.dataset.synthetic import generate_video
 from libs.errors import VOSError
 from libs.models import STM, save_weights
 from libs.models.checkpoint import load_weights
@@ -20,8 +17,7 @@ from libs.models.fold import inference_copy
 from libs.onnxrt import OnnxSteps
 from libs.onnxrt.graphs import example_inputs
 from libs.onnxrt.manifest import file_sha256
-from libs.onnxrt.propagate import TorchSteps, propagate
-from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+from libs.onnxrt.propagate import TorchSteps, propagate, video_tensors
 
 SIZE = (32, 64)                # TINY's input_size
 MAX_FRAMES = 2                 # -> 3 slots
@@ -85,17 +81,8 @@ def test_graphs_compute_the_pytorch_fast_steps(exported, net, batch, objects):
         assert probs[-1, -1].abs().max() == 0
 
 
-def _video(frames: int):
-    """A generated video at SIZE: normalised frames [T, 3, H, W] and the first frame's one-hot mask [1, K+1, H, W]."""
-    rgb, labels = generate_video(3, frames, (48, 80), 2)
-    x = F.interpolate(torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255, size=SIZE, mode="bilinear")
-    x = (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
-    first = F.interpolate(torch.from_numpy(labels[0])[None, None].float(), size=SIZE, mode="nearest")[0, 0].long()
-    return x, F.one_hot(first, int(first.max()) + 1).permute(2, 0, 1)[None].float()
-
-
 def test_onnxruntime_segments_a_video_as_the_pytorch_fast_steps(exported, net):
-    frames, first = _video(10)
+    frames, first = video_tensors(3, 10, SIZE, 2)
     ours = propagate(OnnxSteps(exported[0]), frames, first, MAX_FRAMES, save_freq=2)       # [T, K+1, H, W]
     reference = propagate(TorchSteps(net), frames, first, MAX_FRAMES, save_freq=2)
     labels, reference_labels = ours.argmax(1), reference.argmax(1)
