@@ -42,7 +42,7 @@ class SlotBank:
         self.value = value.new_zeros(1, K, slots * self.hw, value.shape[3])        # [1, K, N, C_v]
         self.bias = torch.full((1, K, slots * self.hw), float("-inf"))             # [1, K, N]
         self.slots = slots
-        self.stored: List[int] = []                                                # slots of stored frames, oldest first
+        self.stored: List[int] = []                        # slots of stored frames, oldest first
 
     def write(self, key: torch.Tensor, value: torch.Tensor) -> int:
         """Write one frame's memory [1, K, hw, C] into the lowest free slot; returns the slot."""

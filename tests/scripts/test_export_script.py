@@ -132,7 +132,8 @@ def _with(cfg, **keys):
     (["test.py", "runtime", "onnxruntime", "onnx_dir", "x", "max_memory_frames", "2", "loop", "10"],
      "runtime onnxruntime supports loop 0 only (the correction needs gradients; got loop 10)"),
     (["test.py", "runtime", "onnxruntime", "onnx_dir", "x", "loop", "0"], "runtime onnxruntime needs a bounded memory"),
-    (["test.py", "runtime", "onnxruntime", "loop", "0", "max_memory_frames", "2"], "runtime onnxruntime needs onnx_dir"),
+    (["test.py", "runtime", "onnxruntime", "loop", "0", "max_memory_frames", "2"],
+     "runtime onnxruntime needs onnx_dir"),
 ])
 def test_bad_keys_give_one_error_line(args, message):
     run = run_inprocess([args[0], "--cfg", "config.yaml", "gpu_id", "-1"] + args[1:])
