@@ -93,11 +93,15 @@ class OnnxSteps:
                 present: torch.Tensor, out_size: Tuple[int, int]) -> torch.Tensor:
         """frame [B, 3, H, W], the bank mem_key [B, K, N, C_k], mem_value [B, K, N, C_v], bias [B, K, N]
         (0 / -inf), present [B, K] bool -> probabilities [B, K+1, H, W] fp32 (padding objects 0); N is
-        slots x hw of the manifest and out_size the frame's (H, W)."""
+        slots x hw of the manifest and out_size the frame's (H, W). Every object, padding too, must have
+        a readable position (the bank always has the previous frame): for a row of -inf PyTorch's read
+        gives zeros, onnxruntime's softmax does not, so such a bias is refused."""
         self._check_frame(frame)
         if tuple(out_size) != self.input_size or mem_key.shape[2] != self.positions:
             raise ValueError(f"the graphs segment {self.input_size} frames with {self.positions} memory positions; "
                              f"got out_size {tuple(out_size)} and mem_key {tuple(mem_key.shape)}")
+        if not bool((bias == 0).any(dim=2).all()):
+            raise ValueError("bias [B, K, N] masks every memory position of an object; write the previous frame first")
         feeds = {"frame": _array(frame), "mem_key": _array(mem_key), "mem_value": _array(mem_value),
                  "bias": _array(bias), "present": present.detach().cpu().numpy().astype(bool)}
         (probs,) = self._segment.run(None, feeds)

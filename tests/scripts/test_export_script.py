@@ -81,6 +81,13 @@ def test_graphs_compute_the_pytorch_fast_steps(exported, net, batch, objects):
         assert probs[-1, -1].abs().max() == 0
 
 
+def test_a_bias_that_hides_every_memory_of_an_object_is_refused(exported, net):
+    inputs = example_inputs(net, SIZE, 3, 1, 2)["segment"]
+    inputs["bias"][0, 1] = float("-inf")                    # PyTorch reads zeros there, onnxruntime does not
+    with pytest.raises(ValueError, match="masks every memory position of an object"):
+        OnnxSteps(exported[0]).segment(**inputs, out_size=SIZE)
+
+
 def test_onnxruntime_segments_a_video_as_the_pytorch_fast_steps(exported, net):
     frames, first = video_tensors(3, 10, SIZE, 2)
     ours = propagate(OnnxSteps(exported[0]), frames, first, MAX_FRAMES, save_freq=2)       # [T, K+1, H, W]
