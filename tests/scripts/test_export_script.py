@@ -146,3 +146,17 @@ def test_bad_keys_give_one_error_line(args, message):
     run = run_inprocess([args[0], "--cfg", "config.yaml", "gpu_id", "-1"] + args[1:])
     assert run.returncode == 2, run.describe()
     assert len(run.error_lines()) == 1 and message in run.error_lines()[0], run.describe()
+
+
+def test_providers_in_order_and_a_missing_one_in_one_line():
+    from libs.onnxrt.steps import session_providers
+
+    every = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert session_providers("cpu", every) == ["CPUExecutionProvider"]
+    assert session_providers("tensorrt", every, 1) == [("TensorrtExecutionProvider", {"device_id": 1}),
+                                                      ("CUDAExecutionProvider", {"device_id": 1}),
+                                                      "CPUExecutionProvider"]
+    with pytest.raises(VOSError) as err:
+        session_providers("cuda", ["CPUExecutionProvider"])
+    assert "onnx_provider cuda needs onnxruntime's CUDAExecutionProvider" in str(err.value)
+    assert "install onnxruntime-gpu" in str(err.value) and "\n" not in str(err.value)
