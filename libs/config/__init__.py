@@ -19,6 +19,8 @@ CHOICES: Dict[str, Sequence[str]] = {
     "cycle_frames": ("highest_object", "all_objects"),
     "colour_jitter": ("original", "mid_grey"),
     "save_indexed_format": ("index", "segmentation", "heatmap", "mask"),
+    "runtime": ("torch", "onnxruntime"),
+    "onnx_provider": ("cpu", "cuda", "tensorrt"),
 }
 # keys that accept a single value where the default is a list (the original allowed both)
 SCALAR_OR_LIST = ("trainset", "datafreq", "max_skip", "milestone")
@@ -134,7 +136,8 @@ def _coerce_scalar(key: str, default: Any, value: Any, where: str) -> Any:
     elif key == "video_path" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)             # a camera index: `video_path 0`
     elif isinstance(default, str) and key in ("initial", "resume", "video_path", "mask_path", "data_root",
-                                              "checkpoint", "output_dir", "backbone_weights", "allowed_dir") and value is None:
+                                              "checkpoint", "output_dir", "backbone_weights", "allowed_dir",
+                                              "onnx_dir") and value is None:
         return ""
     raise _type_error(key, default, value, where)
 
@@ -177,7 +180,24 @@ def validate(cfg: CfgNode) -> None:
                        "steps); add fast_inference True or set compile False")
     if not cfg.valset:
         raise VOSError("config key 'valset' must name a data set, e.g. DAVIS17")
+    if cfg.runtime == "onnxruntime":
+        _check_onnxruntime(cfg)
     _check_registered(cfg)
+
+
+def _check_onnxruntime(cfg: CfgNode) -> None:
+    """runtime onnxruntime runs exported graphs: a folder of them, no gradients, a bounded memory."""
+    if not cfg.onnx_dir:
+        raise VOSError("runtime onnxruntime needs onnx_dir: the folder export.py wrote "
+                       "(python3 export.py --cfg config.yaml initial model.pth onnx_dir exported/)")
+    if cfg.loop > 0:
+        raise VOSError(f"runtime onnxruntime supports loop 0 only (the correction needs gradients; got loop "
+                       f"{cfg.loop}): add loop 0, or use runtime torch")
+    if cfg.compile:
+        raise VOSError("config key 'compile' True needs runtime torch (it compiles PyTorch steps); set compile False")
+    if cfg.max_memory_frames == 0:
+        raise VOSError("runtime onnxruntime needs a bounded memory: set max_memory_frames to the value the graphs "
+                       "of onnx_dir were exported with (export.py's manifest.json: slots - 1)")
 
 
 def _check_registered(cfg: CfgNode) -> None:

@@ -87,6 +87,13 @@ _C.batch_videos = 1                # test.py and validation: videos segmented to
                                    # batch through the network per step; when a video ends the next takes
                                    # its slot); 1 = one video at a time; more than the set's videos: the
                                    # set's size. Same masks up to rounding; more GPU memory, more frames/s
+_C.runtime = "torch"               # what runs the network's steps at inference: 'torch' (PyTorch, eager or
+                                   # compiled) or 'onnxruntime' (the ONNX graphs of onnx_dir, written by
+                                   # export.py; needs loop 0 and the max_memory_frames they were exported for)
+_C.onnx_dir = ""                   # folder of ONNX graphs + manifest.json: export.py writes it, runtime
+                                   # onnxruntime reads it
+_C.onnx_provider = "cpu"           # runtime onnxruntime: 'cpu', 'cuda' (CUDAExecutionProvider) or 'tensorrt'
+                                   # (TensorrtExecutionProvider); cuda/tensorrt need onnxruntime-gpu
 
 # ----------------------------------------------------------------- paths and devices
 _C.checkpoint = "ckpt"             # folder of training checkpoints

@@ -13,12 +13,15 @@ from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 import yaml
 
 from libs.errors import VOSError
 from libs.io.images import davis_palette, write_image, write_indexed_png
 from libs.io.paths import atomic_path, check_name
 from libs.io.video import write_video
+from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 
 MAX_OBJECTS = 8
 MIN_SIDE = 16
@@ -391,3 +394,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def video_tensors(seed: int, frames: int, size: Tuple[int, int], objects: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A generated video (libs.dataset.synthetic) at the network size: normalised frames [T, 3, H, W] and
+    the first frame's one-hot mask [1, K+1, H, W] (bilinear frames, nearest labels)."""
+    rgb, labels = generate_video(seed, frames, size, objects)
+    x = torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255                  # [T, 3, H, W]
+    x = (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
+    first = torch.from_numpy(labels[0]).long()                                              # [H, W]
+    onehot = F.one_hot(first, int(first.max()) + 1).permute(2, 0, 1)[None].float()         # [1, K+1, H, W]
+    return x, onehot

@@ -14,7 +14,12 @@ log = logging.getLogger(__name__)
 
 
 def build_backend(cfg: CfgNode, model: torch.nn.Module) -> Backend:
-    """The backend of the config's path (plain, fast, bf16, compiled) over `model`."""
+    """The backend of the config's path (plain, fast, bf16, compiled) over `model`, or with `runtime
+    onnxruntime` the graphs of onnx_dir (checked against the run's model keys, size, memory and weights)."""
+    if cfg.runtime == "onnxruntime":
+        from libs.onnxrt import OnnxSteps
+
+        return Backend(model, onnx=OnnxSteps.from_cfg(cfg))
     return Backend.from_settings(model, InferenceSettings.from_cfg(cfg))
 
 

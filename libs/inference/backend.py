@@ -29,19 +29,21 @@ class Backend:
     """The network of every video and its precision rules. Plain (fast False): the model itself in exact
     fp32 (TF32 turned off for the process on a GPU, once), bf16 autocast with amp. fast: a frozen copy
     (batch norm folded, channels-last; bf16 weights with amp, softmaxes and correction in fp32), memory read
-    by scaled_dot_product_attention. compile: the fast path's steps compiled (CUDA graphs on a GPU)."""
+    by scaled_dot_product_attention. compile: the fast path's steps compiled (CUDA graphs on a GPU).
+    onnx (runtime onnxruntime): the exported fast steps run by onnxruntime (libs/onnxrt), fp32, no
+    correction; their memory has a fixed number of slots."""
 
     def __init__(self, model: STM, fast: bool = False, amp: bool = False, compile: bool = False,
-                 compile_backend="inductor"):
+                 compile_backend="inductor", onnx=None):
         if compile and not fast:
             raise VOSError("compile True needs fast_inference True (the compiled steps are the fast path's)")
-        self.fast, self.amp, self.compiled = fast, amp, compile
-        self.dtype = torch.bfloat16 if fast and amp else torch.float32       # the network's weights
-        self.net = inference_copy(model, dtype=self.dtype) if fast else model
-        self.device = next(model.parameters()).device
+        self.fast, self.amp, self.compiled, self.onnx = fast and onnx is None, amp, compile, onnx
+        self.dtype = torch.bfloat16 if self.fast and amp else torch.float32  # the network's weights
+        self.net = inference_copy(model, dtype=self.dtype) if self.fast else model
+        self.device = next(model.parameters()).device if onnx is None else torch.device("cpu")
         cuda = self.device.type == "cuda"
         self.graphs = compile and cuda and compile_backend == "inductor"    # outputs are replayed buffers
-        if cuda and not fast:
+        if cuda and not fast and onnx is None:
             use_exact_float32()
         steps = (memory_step, segment_step, correction_step)
         if compile:
@@ -54,18 +56,25 @@ class Backend:
         """The backend the settings ask for."""
         return cls(model, settings.fast, settings.amp, settings.compile, settings.compile_backend)
 
+    @property
+    def fixed_memory(self) -> bool:
+        """Whether the steps read the memory's whole buffers (compiled or exported: fixed shapes)."""
+        return self.compiled or self.onnx is not None
+
     def prepare(self, frame: torch.Tensor) -> torch.Tensor:
         """A frame [B, 3, H, W] in the network's layout and precision."""
         return frame.to(self.dtype, memory_format=torch.channels_last) if self.fast else frame
 
     def autocast(self):
         """bf16 autocast for the plain path with amp (thread-local); the fast path holds its precision."""
-        if self.fast or not self.amp:
+        if self.fast or not self.amp or self.onnx is not None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def memory(self, frame: torch.Tensor, probs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """frame [B, 3, H, W], objects' probabilities [B, K, H, W] -> key, value [B, K, hw, C]."""
+        if self.onnx is not None:
+            return self.onnx.memory(frame, probs)
         if not self.fast:           # the network as it is (autocast decides the precision)
             return self.net.encode_memory(frame, probs)
         return self._memory(self.net, frame, probs)
@@ -77,10 +86,13 @@ class Backend:
     def segment(self, frame: torch.Tensor, mem_key: torch.Tensor, mem_value: torch.Tensor,
                 bias: Optional[torch.Tensor], present: Optional[torch.Tensor]) -> torch.Tensor:
         """Probabilities [B, K+1, H, W] fp32 of frames [B, 3, H, W] from the memory [B, K, N, C]."""
+        size = tuple(frame.shape[2:])
+        if self.onnx is not None:                      # its graphs take the mask of every row's objects
+            present = present if present is not None else mem_key.new_ones(mem_key.shape[:2], dtype=torch.bool)
+            return self.onnx.segment(frame, mem_key, mem_value, bias, present, size)
         if self.graphs:
             for buffer in (mem_key, mem_value, bias):
                 torch._dynamo.mark_static_address(buffer, guard=False)
-        size = tuple(frame.shape[2:])
         return self._own(self._segment(self.net, frame, mem_key, mem_value, bias, present, size, self.fast))
 
     def correct(self, frame: torch.Tensor, out: torch.Tensor, ref_query: QueryFeatures, ref_mask: torch.Tensor,

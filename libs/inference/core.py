@@ -47,7 +47,7 @@ class InferenceCore:
 
     def release_memory(self) -> None:
         """Forget every video and free the buffers (e.g. after running out of GPU memory)."""
-        self.bank = MemoryBank(self.slots, self.settings.max_memory_frames, fixed=self.backend.compiled)
+        self.bank = MemoryBank(self.slots, self.settings.max_memory_frames, fixed=self.backend.fixed_memory)
         self.keys: List[Hashable] = []                   # the video of each busy row
         self.t: List[int] = []                           # per row: index of its last frame
         self.objects: List[int] = []                     # per row: its video's objects

@@ -17,6 +17,13 @@ class OneVideo:
         self.core = InferenceCore(Backend.from_settings(model, settings), settings)
         self.started = False
 
+    @classmethod
+    def on(cls, backend: Backend, **settings) -> "OneVideo":
+        """A video through a core on an existing backend (e.g. onnxruntime's)."""
+        video = cls.__new__(cls)
+        video.core, video.started = InferenceCore(backend, InferenceSettings(**settings)), False
+        return video
+
     def step(self, frame: torch.Tensor, given: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
         """The core's result for the video's next frame."""
         if not self.started:
