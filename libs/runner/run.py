@@ -78,7 +78,7 @@ class OutputRun:
             self.on_done(key)
         self.report.done.append(key)
         self.report.frames += out.frames
-        log.info("video %s: %d frames", key, out.frames)
+        log.info("%s: %d frames", out.title, out.frames)
 
     def failed(self, key, err: BaseException) -> None:
         """Report a video's failure (one line); the progress bar counts its frames as gone."""

@@ -155,7 +155,8 @@ def test_without_augmentation_resizes_to_fit_and_pads_evenly():
 
 
 def test_without_augmentation_matches_test_time_letterbox():
-    preprocess = pytest.importorskip("libs.engine.preprocess")
+    from libs.inference import frames as preprocess
+
     images, masks = painted_clip(frames=1)
     frames, _, _ = build_train_transforms((40, 80), 2, augment=False)(images, masks)
     expected = preprocess.Letterbox((40, 80), (H, W)).frame(images[0])   # [1, 3, 40, 80]

@@ -210,7 +210,7 @@ def test_given_first_masks_are_written_exactly_as_given(sets, test_runs, demo_ru
 
 
 def test_a_later_given_mask_is_written_over_the_prediction():
-    from libs.runner.video import GivenLabels
+    from libs.runner.writer import GivenLabels
 
     first, later = np.array([[1, 255], [0, 0]], np.uint8), np.array([[0, 0], [2, 255]], np.uint8)
     given = {0: first, 3: later}

@@ -113,14 +113,15 @@ def test_a_bad_video_is_reported_and_the_others_are_segmented_and_scored(runs):
     out = runs["base"] / "bad" / "out" / "FOLDER"
     assert sorted(os.listdir(out / "synth-val-001")) == [f"{t:05d}.png" for t in range(4)]
     assert {s.rsplit("_", 1)[0] for s in _sequences(out)} == {"synth-val-001"}
-    assert "video synth-val-001: 4 frames" in run.stderr
+    assert "[2/2] synth-val-001: 4 frames" in run.stderr
 
 
 def test_progress_is_plain_lines_when_not_on_a_terminal(runs):
-    """stderr is a pipe: one line per video and no carriage-return redraws."""
+    """stderr is a pipe: a line for the set's progress and one per finished video, no carriage-return redraws."""
     run = runs["folder"].result()
     assert "\r" not in run.output
-    assert "[1/2] synth-val-000: 4/4 frame" in run.stderr and "[2/2] synth-val-001: 4/4 frame" in run.stderr
+    assert "2 videos, 1 at once: 8/8 frame" in run.stderr
+    assert "[1/2] synth-val-000: 4 frames" in run.stderr and "[2/2] synth-val-001: 4 frames" in run.stderr
 
 
 def test_test_py_takes_the_model_shape_from_a_train_checkpoint(runs):

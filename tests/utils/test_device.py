@@ -47,7 +47,7 @@ def test_device_kind_of_the_evaluation_comes_from_the_one_resolver(monkeypatch):
 
 def test_the_constants_are_the_ones_every_path_uses():
     from libs.dataset import transforms
-    from libs.engine import preprocess
+    from libs.inference import frames as preprocess
     from libs.evaluation import davis
     from libs.io import davis_palette
     from libs.models.backbone import ResNetTrunk
