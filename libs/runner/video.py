@@ -18,6 +18,7 @@ from libs.dataset.base import Video
 from libs.io import (davis_palette, heatmap_overlay, overlay, read_frame, read_mask, safe_join, write_image,
                      write_indexed_png)
 from libs.io.dali_decode import DaliDecoder
+from libs.io.masks import void_note
 from libs.utils.constants import VOID_LABEL
 from libs.utils.progress import progress
 
@@ -193,6 +194,8 @@ def load_given(video: Video, merge_objects: bool) -> Tuple[Dict[int, np.ndarray]
     given, palette = {}, video.palette
     for t, path in sorted(video.given.items()):
         labels, pal = read_mask(path)
+        if (note := void_note(labels)) is not None:
+            log.info("%s: %s", path, note)
         if merge_objects:
             labels = merged_foreground(labels)
         given[t] = labels
