@@ -4,7 +4,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from libs.errors import VOSError
+from ..errors import VOSError
 
 
 @dataclass
