@@ -36,12 +36,12 @@ def download_video(url: str, folder: str, name: str) -> Optional[str]:
         ctype = response.headers.get_content_type()               # 'application/octet-stream' when not sent
         length = response.headers.get("Content-Length")
         ext = os.path.splitext(urllib.parse.urlsplit(url.strip()).path)[1].lower()
-        if ctype.startswith(STREAM_TYPES) or (length is None and ext not in VIDEO_EXTENSIONS):
-            log.info("%s is a live stream (%s, no length): reading it as it comes", url, ctype)
-            return None
         if ctype.startswith("text/"):
             raise VOSError(f"{url} serves a {ctype} page, not a video: give the address of the video file "
                            "or stream itself")
+        if ctype.startswith(STREAM_TYPES) or (length is None and ext not in VIDEO_EXTENSIONS):
+            log.info("%s is a live stream (%s, no length): reading it as it comes", url, ctype)
+            return None
         if ext not in VIDEO_EXTENSIONS:
             ext = mimetypes.guess_extension(ctype) or ""
             ext = ext if ext in VIDEO_EXTENSIONS else ".mp4"     # OpenCV reads the container, not the name
@@ -56,11 +56,11 @@ def _open(url: str):
     try:
         return urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as err:
-        raise VOSError(f"cannot download {url}: the server answered HTTP {err.code} {err.reason}; "
+        raise VOSError(f"cannot open {url}: the server answered HTTP {err.code} {err.reason}; "
                        "check the address") from None
     except (OSError, ValueError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", None) or err
-        raise VOSError(f"cannot download {url}: {reason}; check the address, that the server is running "
+        raise VOSError(f"cannot open {url}: {reason}; check the address, that the server is running "
                        "and reachable from here") from None
 
 
