@@ -34,8 +34,8 @@ EXAMPLES = """\
       initial stm_cycle_r50.pth arch resnet50 gpu_id -1
   .venv/bin/python demo/demo.py --cfg demo/demo.yaml video_path 0 mask_path first.png initial model.pth show True
       camera 0 as it comes (or video_path rtsp://... / http://...); Ctrl-C stops"""
-KEYS = (("video_path", "a folder of frames, a video file (.mp4, .avi, .mov, ...), a camera index (0) or a "
-                       "stream URL (rtsp://, http://)"),
+KEYS = (("video_path", "a folder of frames, a video file (.mp4, .avi, .mov, ...; also at an http(s):// URL: "
+                       "downloaded whole), a camera index (0) or a stream URL (rtsp://, an MJPEG/HLS http://)"),
         ("live show", "live True: a video file read as a stream; show True: a window (live input)"),
         ("mask_path", "the first frame's mask PNG (ids 1, 2, ... on a 0 background)"),
         ("initial", "trained weights (train.py checkpoints also set arch/keydim/valdim)"),
