@@ -67,7 +67,8 @@ def main() -> None:
     if not cfg.video_path or not cfg.mask_path:
         raise VOSError("set video_path (a folder of frames or a video file) and mask_path (the first "
                        "frame's mask PNG), e.g. in demo/demo.yaml or as `video_path X mask_path Y`")
-    if not cfg.live and is_http_url(cfg.video_path):      # a video file at a URL: every frame, as a local file
+    if is_http_url(cfg.video_path) and not (cfg.live or cfg.show or not cfg.write_results):
+        # a video file at a URL: every frame, as a local file (show and write_results False are live options)
         with tempfile.TemporaryDirectory(prefix="stm-cycle-download-") as folder:
             path = download_video(cfg.video_path, folder, live_name(cfg.video_path))
             if path is not None:
