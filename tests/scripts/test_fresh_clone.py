@@ -154,18 +154,21 @@ def test_the_installed_package_lists_every_folder_of_libs():
 
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
         project = tomllib.load(f)["tool"]["setuptools"]
-    folders = sorted(os.path.relpath(d, os.path.join(REPO, "libs")) for d, _, files in os.walk(os.path.join(REPO, "libs"))
-                     if "__init__.py" in files)
+    libs = os.path.join(REPO, "libs")
+    folders = sorted(os.path.relpath(d, libs) for d, _, files in os.walk(libs) if "__init__.py" in files)
     expected = sorted("stm_cycle" + ("" if f == "." else "." + f.replace(os.sep, ".")) for f in folders)
     assert project["package-dir"] == {"stm_cycle": "libs"} and sorted(project["packages"]) == expected
 
 
 def test_libs_imports_itself_only_relatively():
-    spec = importlib.util.spec_from_file_location("relative_imports", os.path.join(REPO, "tools", "relative_imports.py"))
+    """The installed package is named stm_cycle, so libs/ must not import itself as `libs`."""
+    path = os.path.join(REPO, "tools", "relative_imports.py")
+    spec = importlib.util.spec_from_file_location("relative_imports", path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    found = [f"{os.path.relpath(p, REPO)}:{n}: {line.strip()} -> {new.strip()}" for p, n, line, new in tool.all_fixes()]
-    assert not found, "absolute libs imports (run .venv/bin/python tools/relative_imports.py --fix):\n" + "\n".join(found)
+    found = [f"{os.path.relpath(p, REPO)}:{n}: {old.strip()} -> {new.strip()}" for p, n, old, new in tool.all_fixes()]
+    assert not found, ("absolute libs imports (run .venv/bin/python tools/relative_imports.py --fix):\n"
+                       + "\n".join(found))
 
 
 # 5. the smaller ones -----------------------------------------------------------------------------
