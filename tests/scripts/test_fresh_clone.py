@@ -1,5 +1,6 @@
 """What a new user hit on a fresh clone (issue 27), through the real command lines, in-process
 (`run_inprocess`), except the API snippet (a subprocess in another folder) and the Makefile (make -n)."""
+import contextlib
 import functools
 import http.server
 import importlib.util
@@ -89,21 +90,29 @@ class _Body:
         pass
 
 
-@pytest.fixture(params=["byte ranges", "no byte ranges"])
-def served(request, clip):
-    """(the clip's URL on a local server, its mask, whether ranges are served)."""
-    handler = _RangeHandler if request.param == "byte ranges" else _FileHandler
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(handler, directory=os.path.dirname(clip[0])))
+@contextlib.contextmanager
+def _serving(folder, handler):
+    """The base URL of a local server (127.0.0.1, a free port) serving `folder` while inside."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=folder))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/clip.mp4", clip[1], request.param == "byte ranges"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(params=["byte ranges", "no byte ranges"])
+def served(request, clip):
+    """(the clip's URL on a local server, its mask)."""
+    handler = _RangeHandler if request.param == "byte ranges" else _FileHandler
+    with _serving(os.path.dirname(clip[0]), handler) as base:
+        yield f"{base}/clip.mp4", clip[1]
 
 
 def test_a_url_to_a_video_file_is_downloaded_and_every_frame_segmented(served, tmp_path):
-    url, mask, _ = served
+    url, mask = served
     run = run_inprocess(DEMO + ["video_path", url, "mask_path", mask, "output_dir", str(tmp_path)])
     assert run.returncode == 0, run.describe()
     assert re.search(rf"downloading {re.escape(url)} \(0\.\d MB\) to a temporary file", run.stderr), run.stderr
@@ -116,11 +125,20 @@ def test_a_url_to_a_video_file_is_downloaded_and_every_frame_segmented(served, t
 @pytest.mark.parametrize("path, expect", [("none.mp4", "the server answered HTTP 404"),
                                           ("", "serves a text/html page, not a video")])
 def test_a_url_that_is_no_video_is_one_line(served, tmp_path, path, expect):
-    url, mask, _ = served
+    url, mask = served
     run = run_inprocess(DEMO + ["video_path", url.replace("clip.mp4", path), "mask_path", mask,
                                 "output_dir", str(tmp_path)])
     assert run.returncode == 2 and len(run.error_lines()) == 1, run.describe()
     assert expect in run.error_lines()[0] and not os.listdir(tmp_path)
+
+
+def test_live_true_on_a_file_served_without_byte_ranges_says_why(tmp_path):
+    """The bundled sample served without byte ranges cannot be read as a stream: one line says what to do."""
+    with _serving(os.path.join(REPO, "demo", "sample"), _FileHandler) as base:
+        run = run_inprocess(DEMO + ["video_path", f"{base}/sample.mp4", "live", "True", "output_dir", str(tmp_path)])
+    assert run.returncode == 2 and len(run.error_lines()) == 1, run.describe()
+    assert "opened but delivered no frame" in run.error_lines()[0]
+    assert "served without byte ranges cannot be read as a stream: leave `live` False" in run.error_lines()[0]
 
 
 # 3. the Python API from any folder --------------------------------------------------------------
