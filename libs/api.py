@@ -16,16 +16,16 @@ import numpy as np
 import torch
 from yacs.config import CfgNode
 
-from .config import get_cfg, merge_file, merge_values, validate
-from .engine import InferenceEngine, Letterbox, build_engine, segment_video
-from .errors import VOSError
-from .io import FrameSource, davis_palette, full_palette, read_frame, write_image, write_indexed_png
-from .io import overlay as draw_overlay, write_video
-from .models import build_model
-from .runner.cli import adopt_checkpoint_model
-from .utils.constants import VOID_LABEL
-from .utils.device import resolve_device
-from .utils.progress import progress
+from libs.config import get_cfg, merge_file, merge_values, validate
+from libs.engine import InferenceEngine, Letterbox, build_engine, segment_video
+from libs.errors import VOSError
+from libs.io import FrameSource, davis_palette, full_palette, read_frame, write_image, write_indexed_png
+from libs.io import overlay as draw_overlay, write_video
+from libs.models import build_model
+from libs.runner.cli import adopt_checkpoint_model
+from libs.utils.constants import VOID_LABEL
+from libs.utils.device import resolve_device
+from libs.utils.progress import progress
 
 log = logging.getLogger(__name__)
 FrameInput = Union[str, Sequence[Union[np.ndarray, str]]]

@@ -6,11 +6,11 @@ import os
 from starlette.applications import Starlette
 from yacs.config import CfgNode
 
-from .server import build_app
-from .sessions import SessionStore
-from ..engine import build_engine
-from ..models import build_model
-from ..utils.device import resolve_device
+from libs.app.server import build_app
+from libs.app.sessions import SessionStore
+from libs.engine import build_engine
+from libs.models import build_model
+from libs.utils.device import resolve_device
 
 __all__ = ["build_server_app"]
 

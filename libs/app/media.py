@@ -8,9 +8,9 @@ from typing import AsyncIterator
 import cv2
 import numpy as np
 
-from ..errors import VOSError
-from ..io.paths import IMAGE_EXTENSIONS, atomic_path, check_name
-from ..io.video import VIDEO_EXTENSIONS
+from libs.errors import VOSError
+from libs.io.paths import IMAGE_EXTENSIONS, atomic_path, check_name
+from libs.io.video import VIDEO_EXTENSIONS
 
 UPLOAD_EXTENSIONS = VIDEO_EXTENSIONS + (".zip",)
 UNZIP_FACTOR = 4            # a zip may unpack to at most this many times the upload limit

@@ -13,10 +13,10 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .media import Refused, TooLarge, Unknown, allowed_path, jpeg, labels_from_bytes, save_upload, too_large
-from .sessions import SessionStore
-from ..errors import VOSError
-from ..io import davis_palette
+from libs.app.media import Refused, TooLarge, Unknown, allowed_path, jpeg, labels_from_bytes, save_upload, too_large
+from libs.app.sessions import SessionStore
+from libs.errors import VOSError
+from libs.io import davis_palette
 
 log = logging.getLogger("app")
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")

@@ -10,11 +10,11 @@ from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
-from ..api import VideoSession, load_frames
-from .media import Unknown, unzip_frames
-from ..engine import InferenceEngine
-from ..errors import VOSError
-from ..io import atomic_path, safe_join
+from libs.api import VideoSession, load_frames
+from libs.app.media import Unknown, unzip_frames
+from libs.engine import InferenceEngine
+from libs.errors import VOSError
+from libs.io import atomic_path, safe_join
 
 log = logging.getLogger("app")
 IDLE_FORGET_S = 3600.0        # a session no page asked about for this long is dropped from memory (files stay)

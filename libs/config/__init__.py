@@ -7,8 +7,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import yaml
 from yacs.config import CfgNode
 
-from .defaults import defaults
-from ..errors import VOSError
+from libs.config.defaults import defaults
+from libs.errors import VOSError
 
 # fixed choices; `arch`, `valset` and `trainset` are checked against the registries (see _check_registered)
 CHOICES: Dict[str, Sequence[str]] = {
@@ -175,10 +175,10 @@ def validate(cfg: CfgNode) -> None:
 
 def _check_registered(cfg: CfgNode) -> None:
     """`arch` must be a registered backbone, `valset` and each `trainset` entry registered data sets."""
-    from .. import dataset  # noqa: F401  (registers the built-in data sets and those imported with them)
-    from .. import models  # noqa: F401  (registers the built-in backbones and those imported with them)
-    from ..dataset.registry import known_datasets
-    from ..models.backbone import known_backbones
+    import libs.dataset  # noqa: F401  (registers the built-in data sets and those imported with them)
+    import libs.models  # noqa: F401  (registers the built-in backbones and those imported with them)
+    from libs.dataset.registry import known_datasets
+    from libs.models.backbone import known_backbones
 
     archs = known_backbones()
     if cfg.arch not in archs:

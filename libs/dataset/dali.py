@@ -15,9 +15,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from .dali_plan import ClipPlan, ClipPlanDataset
-from ..errors import VOSError
-from ..utils.dali import require_dali
+from libs.dataset.dali_plan import ClipPlan, ClipPlanDataset
+from libs.errors import VOSError
+from libs.utils.dali import require_dali
 
 
 def _plan_list(plans: List[ClipPlan]) -> List[ClipPlan]:
@@ -40,7 +40,7 @@ class DaliRunner:
 
     def _pipe(self, key, max_frames: int):
         """The pipeline for clips of `key` (encoded, fill_zero, clamp) taking up to `max_frames` frames a run."""
-        from .dali_graph import build_pipeline
+        from libs.dataset.dali_graph import build_pipeline
 
         known = self.pipes.get(key)
         if known is None or known[0] < max_frames:
@@ -50,7 +50,7 @@ class DaliRunner:
 
     def batch(self, plans: List[ClipPlan]) -> Dict[str, Any]:
         """The training batch of `plans` (the format of collate_clips) on the runner's device."""
-        from .dali_graph import output_shapes, run_pipeline
+        from libs.dataset.dali_graph import output_shapes, run_pipeline
 
         count, (height, width), objects = output_shapes(plans)
         size = len(plans)

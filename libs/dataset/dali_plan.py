@@ -20,13 +20,13 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from .training import BadSample, MixedDataset, TrainClipDataset, read_sample_file, replace_bad
-from .transforms import (ClipTransform, ColourJitter, Normalize, Paired, RandomCropKeepSize,
+from libs.dataset.training import BadSample, MixedDataset, TrainClipDataset, read_sample_file, replace_bad
+from libs.dataset.transforms import (ClipTransform, ColourJitter, Normalize, Paired, RandomCropKeepSize,
                                      ResizePad, SelectObjects, ShrinkToCover, ToClipTensors, ToFloat,
                                      TransposePortrait, VoidToBackground, cover_size, fit_size)
-from ..errors import VOSError
-from ..io import read_mask
-from ..utils.constants import VOID_LABEL
+from libs.errors import VOSError
+from libs.io import read_mask
+from libs.utils.constants import VOID_LABEL
 
 Size = Tuple[int, int]
 

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import yaml
 
-from ..errors import VOSError
-from ..io.images import davis_palette, write_image, write_indexed_png
-from ..io.paths import atomic_path, check_name
-from ..io.video import write_video
+from libs.errors import VOSError
+from libs.io.images import davis_palette, write_image, write_indexed_png
+from libs.io.paths import atomic_path, check_name
+from libs.io.video import write_video
 
 MAX_OBJECTS = 8
 MIN_SIDE = 16

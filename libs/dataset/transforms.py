@@ -16,8 +16,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from ..errors import VOSError
-from ..utils.constants import IMAGENET_MEAN, IMAGENET_STD, VOID_LABEL
+from libs.errors import VOSError
+from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD, VOID_LABEL
 
 Clip = Tuple[tv_tensors.Image, tv_tensors.Mask]
 ArrayClip = Union[np.ndarray, Sequence[np.ndarray]]

@@ -4,9 +4,9 @@ from typing import Union
 
 from yacs.config import CfgNode
 
-from .batched import BatchedEngine
-from .inference import InferenceEngine, segment_video
-from .preprocess import Letterbox
+from libs.engine.batched import BatchedEngine
+from libs.engine.inference import InferenceEngine, segment_video
+from libs.engine.preprocess import Letterbox
 
 __all__ = ["BatchedEngine", "InferenceEngine", "Letterbox", "segment_video", "build_engine", "build_set_engine"]
 log = logging.getLogger(__name__)

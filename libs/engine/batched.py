@@ -4,12 +4,12 @@ from typing import Dict, List, Optional
 
 import torch
 
-from .batched_memory import BatchedMemoryBank
-from .batched_steps import BatchedSteps
-from .correction import frozen_parameters
-from .inference import InferenceEngine, merge_given, to_device
-from .steps import exact_float32
-from ..models.stm import QueryFeatures
+from libs.engine.batched_memory import BatchedMemoryBank
+from libs.engine.batched_steps import BatchedSteps
+from libs.engine.correction import frozen_parameters
+from libs.engine.inference import InferenceEngine, merge_given, to_device
+from libs.engine.steps import exact_float32
+from libs.models.stm import QueryFeatures
 
 
 def _pad_channels(x: Optional[torch.Tensor], channels: int) -> Optional[torch.Tensor]:

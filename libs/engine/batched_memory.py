@@ -3,7 +3,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from .inference import to_device
+from libs.engine.inference import to_device
 
 NEG_INF = float("-inf")
 

@@ -4,10 +4,10 @@ from typing import Callable, Tuple, Union
 
 import torch
 
-from .correction import as_dtype
-from .losses import bootstrapped_cross_entropy, iou_loss
-from .steps import compile_steps, memory_step
-from ..models.stm import STM, QueryFeatures
+from libs.engine.correction import as_dtype
+from libs.engine.losses import bootstrapped_cross_entropy, iou_loss
+from libs.engine.steps import compile_steps, memory_step
+from libs.models.stm import STM, QueryFeatures
 
 
 def masked_probabilities(model: STM, query: QueryFeatures, mem_key: torch.Tensor, mem_value: torch.Tensor,

@@ -12,8 +12,8 @@ from typing import Any, Dict, List, Optional
 
 from torch import nn
 
-from ..errors import VOSError
-from ..models.checkpoint import apply_weights, atomic_save, read_checkpoint
+from libs.errors import VOSError
+from libs.models.checkpoint import apply_weights, atomic_save, read_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from typing import Callable, Iterator, Optional, Tuple
 
 import torch
 
-from .losses import correction_loss
-from ..models.stm import STM, QueryFeatures
+from libs.engine.losses import correction_loss
+from libs.models.stm import STM, QueryFeatures
 
 
 @contextlib.contextmanager

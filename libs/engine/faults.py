@@ -12,7 +12,7 @@ from typing import Iterable, List, Sequence, Set, Tuple
 
 import torch
 
-from ..errors import VOSError
+from libs.errors import VOSError
 
 log = logging.getLogger("libs.engine.trainer")
 

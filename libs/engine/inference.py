@@ -4,13 +4,13 @@ from typing import Dict, Iterable, Iterator, Optional, Tuple
 import numpy as np
 import torch
 
-from .correction import correct_prediction
-from .memory import MemoryBank, PreallocatedMemoryBank
-from .steps import FastSteps, exact_float32
-from ..errors import VOSError
-from ..models.fold import inference_copy
-from ..models.stm import STM, QueryFeatures
-from ..utils.constants import VOID_LABEL
+from libs.engine.correction import correct_prediction
+from libs.engine.memory import MemoryBank, PreallocatedMemoryBank
+from libs.engine.steps import FastSteps, exact_float32
+from libs.errors import VOSError
+from libs.models.fold import inference_copy
+from libs.models.stm import STM, QueryFeatures
+from libs.utils.constants import VOID_LABEL
 
 
 def merge_given(probs: torch.Tensor, given: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,8 @@ from typing import Callable, Iterator, Optional, Tuple, Union
 
 import torch
 
-from .correction import as_dtype, correction_step
-from ..models.stm import STM
+from libs.engine.correction import as_dtype, correction_step
+from libs.models.stm import STM
 
 RECOMPILE_LIMIT = 64       # graphs per step function: (object counts) x (capacity doublings), with room
 

@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .checkpointer import Checkpointer
-from .cyclic import CyclicObjective
-from .faults import BadSamples, NonFiniteSteps, agree, fault_summary, step_health
-from .schedule import EpochSampler, lr_at
-from ..errors import VOSError
-from ..utils.constants import IMAGENET_MEAN, IMAGENET_STD
-from ..utils.dist import DistInfo, wait_for_all, waiting_group
-from ..utils.progress import progress
+from libs.engine.checkpointer import Checkpointer
+from libs.engine.cyclic import CyclicObjective
+from libs.engine.faults import BadSamples, NonFiniteSteps, agree, fault_summary, step_health
+from libs.engine.schedule import EpochSampler, lr_at
+from libs.errors import VOSError
+from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+from libs.utils.dist import DistInfo, wait_for_all, waiting_group
+from libs.utils.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator, List, Tuple, Union
 
-from ..errors import VOSError
+from libs.errors import VOSError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 

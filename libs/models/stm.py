@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import ResNetTrunk, channel_expansion
+from libs.models.backbone import ResNetTrunk, channel_expansion
 
 
 class QueryFeatures(NamedTuple):

@@ -5,8 +5,8 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import torch
 
-from ..engine.batched import BatchedEngine
-from ..errors import VOSError
+from libs.engine.batched import BatchedEngine
+from libs.errors import VOSError
 
 Frame = Tuple[torch.Tensor, Optional[torch.Tensor]]     # x [1, 3, H, W] on the device, given masks or None
 

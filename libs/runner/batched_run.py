@@ -11,17 +11,17 @@ from typing import Deque, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ..dataset.base import EvaluationSet, Video
-from ..engine.batched import BatchedEngine
-from ..engine.inference import to_device
-from ..engine.preprocess import Letterbox
-from ..errors import VOSError
-from ..io.dali_decode import DaliDecoder
-from .batched_loop import BatchScheduler, Event, Job
-from .report import RunReport, video_failure
-from .video import MAX_PENDING_WRITES, GivenLabels, ResultWriter, _write_all, prepare_video, read_frames
-from ..utils.constants import VOID_LABEL
-from ..utils.progress import progress
+from libs.dataset.base import EvaluationSet, Video
+from libs.engine.batched import BatchedEngine
+from libs.engine.inference import to_device
+from libs.engine.preprocess import Letterbox
+from libs.errors import VOSError
+from libs.io.dali_decode import DaliDecoder
+from libs.runner.batched_loop import BatchScheduler, Event, Job
+from libs.runner.report import RunReport, video_failure
+from libs.runner.video import MAX_PENDING_WRITES, GivenLabels, ResultWriter, _write_all, prepare_video, read_frames
+from libs.utils.constants import VOID_LABEL
+from libs.utils.progress import progress
 
 log = logging.getLogger(__name__)
 ERRORS = (VOSError, OSError, torch.cuda.OutOfMemoryError)

@@ -8,10 +8,10 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from yacs.config import CfgNode
 
-from ..config import load_cfg
-from ..engine.checkpointer import Checkpointer
-from ..errors import VOSError
-from ..models.checkpoint import read_checkpoint, stored_model_config
+from libs.config import load_cfg
+from libs.engine.checkpointer import Checkpointer
+from libs.errors import VOSError
+from libs.models.checkpoint import read_checkpoint, stored_model_config
 
 log = logging.getLogger("config")
 KEYS_HELP = "Every key, with its default and what it does: libs/config/defaults.py"
@@ -73,7 +73,7 @@ def _ensure_logging() -> None:
     """Send log lines to stderr if the script has not set up logging yet (it may redo it later); not on
     torchrun's ranks other than 0, which train.py leaves without log output."""
     if not logging.getLogger().handlers and os.environ.get("RANK", "0") == "0":
-        from ..utils.logging import setup_logging
+        from libs.utils.logging import setup_logging
         setup_logging()
 
 

@@ -12,13 +12,13 @@ import cv2
 import numpy as np
 import torch
 
-from ..engine.inference import InferenceEngine
-from ..engine.preprocess import Letterbox
-from ..errors import VOSError
-from ..io import overlay, write_image
-from ..io.stream import LiveSource
-from ..io.video import VideoFileWriter
-from .video import ResultWriter, segment_and_write
+from libs.engine.inference import InferenceEngine
+from libs.engine.preprocess import Letterbox
+from libs.errors import VOSError
+from libs.io import overlay, write_image
+from libs.io.stream import LiveSource
+from libs.io.video import VideoFileWriter
+from libs.runner.video import ResultWriter, segment_and_write
 
 log = logging.getLogger("demo")
 LIVE_MEMORY_FRAMES = 20      # memory bound on live input when max_memory_frames is 0 (the first frame + the 19 latest)

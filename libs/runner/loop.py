@@ -6,16 +6,16 @@ from typing import Optional, Tuple, Union
 
 import torch
 
-from ..dataset.base import EvaluationSet
-from ..dataset.build import build_eval_dataset
-from ..engine import BatchedEngine, build_set_engine
-from ..engine.inference import InferenceEngine
-from ..errors import VOSError
-from ..io.dali_decode import DaliDecoder
-from .batched_run import run_videos_batched
-from .report import RunReport, video_failure
-from .scoring import score_results
-from .video import run_video
+from libs.dataset.base import EvaluationSet
+from libs.dataset.build import build_eval_dataset
+from libs.engine import BatchedEngine, build_set_engine
+from libs.engine.inference import InferenceEngine
+from libs.errors import VOSError
+from libs.io.dali_decode import DaliDecoder
+from libs.runner.batched_run import run_videos_batched
+from libs.runner.report import RunReport, video_failure
+from libs.runner.scoring import score_results
+from libs.runner.video import run_video
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from ..errors import VOSError
+from libs.errors import VOSError
 
 
 @dataclass

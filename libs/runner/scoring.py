@@ -3,8 +3,8 @@ import logging
 import os
 from typing import Optional, Sequence
 
-from ..dataset.base import SCORE_DAVIS, SCORE_YOUTUBE, EvaluationSet, Scoring
-from ..utils.device import usable_workers
+from libs.dataset.base import SCORE_DAVIS, SCORE_YOUTUBE, EvaluationSet, Scoring
+from libs.utils.device import usable_workers
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def score_davis(dataset: EvaluationSet, scoring: Scoring, results: str, names: S
                 workers: int) -> Optional[float]:
     """J&F of `names` against their ground-truth folders; writes the CSVs and plot into `results`. A video
     with fewer than 3 annotated frames (the first and last are not scored) is left out with a warning."""
-    from ..evaluation.davis import evaluate_davis, list_pngs
+    from libs.evaluation.davis import evaluate_davis, list_pngs
 
     listed = {name: list_pngs(scoring.ground_truth[name]) for name in names}   # None: no folder (an error later)
     short = [name for name, frames in listed.items() if frames is not None and len(frames) < 3]
@@ -59,7 +59,7 @@ def score_davis(dataset: EvaluationSet, scoring: Scoring, results: str, names: S
 
 def pack_for_server(scoring: Scoring, out_root: str) -> str:
     """Zip out_root/Annotations as the YouTube-VOS server expects (layout checked); the zip's path."""
-    from ..evaluation.youtube import pack_submission
+    from libs.evaluation.youtube import pack_submission
 
     zip_path = out_root.rstrip("/") + ".zip"
     count = pack_submission(out_root, scoring.meta_path, zip_path, jpeg_root=scoring.frames_root)

@@ -11,16 +11,16 @@ from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tu
 import numpy as np
 import torch
 
-from ..engine.inference import InferenceEngine, segment_video
-from ..engine.preprocess import Letterbox
-from ..errors import VOSError
-from ..dataset.base import Video
-from ..io import (davis_palette, heatmap_overlay, overlay, read_frame, read_mask, safe_join, write_image,
+from libs.engine.inference import InferenceEngine, segment_video
+from libs.engine.preprocess import Letterbox
+from libs.errors import VOSError
+from libs.dataset.base import Video
+from libs.io import (davis_palette, heatmap_overlay, overlay, read_frame, read_mask, safe_join, write_image,
                      write_indexed_png)
-from ..io.dali_decode import DaliDecoder
-from ..io.masks import void_note
-from ..utils.constants import VOID_LABEL
-from ..utils.progress import progress
+from libs.io.dali_decode import DaliDecoder
+from libs.io.masks import void_note
+from libs.utils.constants import VOID_LABEL
+from libs.utils.progress import progress
 
 log = logging.getLogger(__name__)
 FORMATS = ("index", "segmentation", "heatmap", "mask")
