@@ -41,11 +41,15 @@ KEYS = (("initial", "weights to test (train.py checkpoints also set arch/keydim/
 
 
 def cpu_expectation(arch: str, input_size, loop: int) -> str:
-    """What a CPU run costs, and the keys that make it cheaper (README: "On a CPU")."""
+    """What a CPU run costs, and the keys that make it cheaper that are not set already (README: "On a CPU")."""
     size = f"{input_size[0]}x{input_size[1]}"
-    return (f"on the CPU: {arch} at {size}, loop {loop}; config.yaml's ResNet-50 at 240x427 with loop 10 takes "
-            "a minute or more per frame on 2 cores (README: 'On a CPU'); for a quick look add `loop 0 "
-            "input_size '[120, 214]'`, or test a ResNet-18 checkpoint")
+    cheaper = (["loop 0"] if loop > 0 else []) + \
+        (["input_size '[120, 214]'"] if input_size[0] * input_size[1] > 120 * 214 else [])
+    text = (f"on the CPU: {arch} at {size}, loop {loop}; config.yaml's ResNet-50 at 240x427 with loop 10 takes "
+            "a minute or more per frame on 2 cores (README: 'On a CPU')")
+    tips = ([f"add `{' '.join(cheaper)}`"] if cheaper else []) + \
+        ([] if arch == "resnet18" else ["test a ResNet-18 checkpoint"])
+    return text + (f"; for a quick look {', or '.join(tips)}" if tips else "")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ Writes indexed PNGs, overlay JPEGs and an mp4 of the overlay into {output_dir}/{
 import logging
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -17,6 +18,7 @@ from libs.inference.frames import Letterbox, ObjectTable  # noqa: E402
 from libs.inference.scheduler import Job  # noqa: E402
 from libs.io import FrameSource, load_first_mask, overlay, read_frame, safe_join, write_image, write_video  # noqa: E402
 from libs.io.dali_decode import build_frame_decoder  # noqa: E402
+from libs.io.remote import download_video, is_http_url  # noqa: E402
 from libs.io.stream import LiveSource, is_live_path, live_name  # noqa: E402
 from libs.models import build_model  # noqa: E402
 from libs.runner import Output, ResultWriter, check_writable, clear_earlier_results, job_frames, run_outputs  # noqa: E402
@@ -34,8 +36,8 @@ EXAMPLES = """\
       initial stm_cycle_r50.pth arch resnet50 gpu_id -1
   .venv/bin/python demo/demo.py --cfg demo/demo.yaml video_path 0 mask_path first.png initial model.pth show True
       camera 0 as it comes (or video_path rtsp://... / http://...); Ctrl-C stops"""
-KEYS = (("video_path", "a folder of frames, a video file (.mp4, .avi, .mov, ...), a camera index (0) or a "
-                       "stream URL (rtsp://, http://)"),
+KEYS = (("video_path", "a folder of frames, a video file (.mp4, .avi, .mov, ...; also at an http(s):// URL: "
+                       "downloaded whole), a camera index (0) or a stream URL (rtsp://, an MJPEG/HLS http://)"),
         ("live show", "live True: a video file read as a stream; show True: a window (live input)"),
         ("mask_path", "the first frame's mask PNG (ids 1, 2, ... on a 0 background)"),
         ("initial", "trained weights (train.py checkpoints also set arch/keydim/valdim)"),
@@ -67,12 +69,23 @@ def main() -> None:
     if not cfg.video_path or not cfg.mask_path:
         raise VOSError("set video_path (a folder of frames or a video file) and mask_path (the first "
                        "frame's mask PNG), e.g. in demo/demo.yaml or as `video_path X mask_path Y`")
+    if is_http_url(cfg.video_path) and not (cfg.live or cfg.show or not cfg.write_results):
+        # a video file at a URL: every frame, as a local file (show and write_results False are live options)
+        with tempfile.TemporaryDirectory(prefix="stm-cycle-download-") as folder:
+            path = download_video(cfg.video_path, folder, live_name(cfg.video_path))
+            if path is not None:
+                return file_main(cfg, path, live_name(cfg.video_path))
     if cfg.live or is_live_path(cfg.video_path):
         return live_main(cfg)
+    return file_main(cfg, cfg.video_path, video_name(cfg.video_path))
+
+
+def file_main(cfg, video_path: str, name: str) -> None:
+    """Segment every frame of the folder or video file `video_path` into {output_dir}/`name`/."""
     if cfg.show or not cfg.write_results:
         raise VOSError("show and write_results apply to live input (a camera index, a stream URL); for a "
                        "video file add `live True` to read it as a stream")
-    source = FrameSource(cfg.video_path)
+    source = FrameSource(video_path)
     if len(source) < 2:
         raise VOSError(f"{cfg.video_path} has {len(source)} frame(s); at least 2 are needed")
     labels, palette, note = load_first_mask(cfg.mask_path)
@@ -85,26 +98,25 @@ def main() -> None:
         raise VOSError(f"mask {cfg.mask_path} has no object; label objects 1, 2, ... on a 0 background")
     device = resolve_device(cfg.gpu_id)
     decoder = build_frame_decoder(cfg.data_backend, device)
-    out = safe_join(cfg.output_dir, video_name(cfg.video_path))
+    out = safe_join(cfg.output_dir, name)
     check_writable(out, "output_dir")
     if not cfg.initial:
         warn_untrained()
     model = build_model(cfg).to(device).eval()
-    frames_dir = os.path.join(cfg.video_path, "-") if os.path.isdir(cfg.video_path) else cfg.video_path
-    clear_earlier_results(out, [frames_dir, cfg.mask_path], extra=("overlay", "overlay.mp4"))
+    inputs = source.paths[:1] if source.paths else [video_path]          # the first frame names a folder's path
+    clear_earlier_results(out, inputs + [cfg.mask_path], extra=("overlay", "overlay.mp4"))
     overlay_dir = os.path.join(out, "overlay")
     os.makedirs(overlay_dir, exist_ok=True)
 
-    def save_overlay(t, name, rgb, lab):
-        write_image(os.path.join(overlay_dir, name + ".jpg"), overlay(rgb, lab, palette))
+    def save_overlay(t, frame_name, rgb, lab):
+        write_image(os.path.join(overlay_dir, frame_name + ".jpg"), overlay(rgb, lab, palette))
 
-    name = video_name(cfg.video_path)
     spec = Output(name, source.names.__getitem__, Letterbox(cfg.input_size, source.size), ObjectTable(), {0: labels},
                   ResultWriter(out, "index", palette), save_overlay, total=len(source))
     job = Job(name, job_frames(source.frames(decoder), spec, device))
     report = run_outputs(build_core(cfg, build_backend(cfg, model)), [(job, spec)], name, len(source))
     if report.failed:
-        raise VOSError(f"{cfg.video_path}: {report.failed[name]}")
+        raise VOSError(f"{video_path}: {report.failed[name]}")
     frames = (read_frame(os.path.join(overlay_dir, n + ".jpg")) for n in source.names)
     write_video(os.path.join(out, "overlay.mp4"), frames, source.fps)
     log.info("%d frames at %.1f FPS: masks, overlay/ and overlay.mp4 in %s", report.frames, report.fps, out)
@@ -126,6 +138,9 @@ def live_main(cfg) -> None:
             check_writable(out, "output_dir")
         device = resolve_device(cfg.gpu_id)
         core = live_core(cfg, device)
+        if out:                  # as a file's run: an earlier run's results in this folder go first
+            clear_earlier_results(out, [p for p in (cfg.video_path, cfg.mask_path) if os.path.isfile(p)],
+                                  extra=("overlay", "overlay.mp4"))
         window = LiveWindow(source) if cfg.show else None
         with stop_on_sigint(source):
             stats = run_live(core, source, labels, palette, Letterbox(cfg.input_size, source.size), device,

@@ -71,6 +71,15 @@ def cpu_speedups(opts: List[str]) -> List[str]:
     return opts + extra
 
 
+def cpu_fallback(opts: List[str]) -> List[str]:
+    """Without CUDA, `gpu_id -1` for every step (said once here, instead of a warning from each of the four
+    steps), unless the command line set `gpu_id` itself."""
+    if torch.cuda.is_available() or "gpu_id" in opts[::2]:
+        return opts
+    print("CUDA is not available: every step runs on the CPU (adding gpu_id -1)", flush=True)
+    return opts + ["gpu_id", "-1"]
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Generate data, score the untrained net, train, score again, write overlays."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -79,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VAL overrides for train.py/test.py")
     args = parser.parse_args(argv)
     start = time.time()
-    args.opts = cpu_speedups(args.opts)
+    args.opts = cpu_fallback(cpu_speedups(args.opts))
     out = os.path.join(ROOT, args.out)
     opts = ["data_root", f"{out}/data", "checkpoint", f"{out}/checkpoint", "output_dir", f"{out}/output"] + args.opts
     cfg = load_cfg(os.path.join(ROOT, args.cfg), opts)

@@ -4,6 +4,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from libs.errors import VOSError
+from libs.utils.constants import VOID_LABEL
 from libs.io.images import (GREY_MODES, davis_palette, full_palette, grey_values, open_image,
                             pack_rgb, palette_indices)
 
@@ -27,7 +28,7 @@ def load_first_mask(path: str) -> MaskResult:
         palette = full_palette(img.getpalette())
         if _nonzero_levels(labels) == [255]:
             return _binary(labels, palette, path, "indexed mask with only index 255")
-        return _checked(labels, path), palette, None
+        return _checked(labels, path), palette, void_note(labels)
     if img.mode in GREY_MODES:
         return _from_grey(grey_values(img, path), path)
     if img.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
@@ -37,6 +38,15 @@ def load_first_mask(path: str) -> MaskResult:
         return _from_colours(rgb, path)
     raise VOSError(f"first-frame mask {path} has unsupported image mode {img.mode!r}; "
                    "give a PNG (indexed, greyscale or RGB)")
+
+
+def void_note(labels: np.ndarray) -> Optional[str]:
+    """A sentence saying that label 255 beside objects in [H, W] `labels` is void, or None when there is none."""
+    void = int(np.count_nonzero(labels == VOID_LABEL))
+    if not void or not np.any((labels > 0) & (labels < VOID_LABEL)):
+        return None
+    return (f"label {VOID_LABEL} on {void} pixel(s) is void, not an object: the network sees background there "
+            f"and frame 0's PNG has 0; give those pixels an object id (1-254) if they are one")
 
 
 def _rgb_with_transparency(img) -> np.ndarray:

@@ -66,7 +66,9 @@ class LiveSource:
         ok, bgr = cap.read()
         if not ok or bgr is None:
             cap.release()
-            raise VOSError(f"{self.what} opened but delivered no frame; check that it is streaming")
+            hint = ("; a video file served without byte ranges cannot be read as a stream: leave `live` False "
+                    "to download it whole" if path.strip().lower().startswith(("http://", "https://")) else "")
+            raise VOSError(f"{self.what} opened but delivered no frame; check that it is streaming{hint}")
         self.size: Tuple[int, int] = tuple(bgr.shape[:2])
         self.pace = pace and self.fps is not None
         self.captured, self.dropped, self.segmented = 1, 0, 0

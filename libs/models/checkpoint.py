@@ -15,8 +15,18 @@ MODEL_KEYS = ("arch", "keydim", "valdim")     # config keys that decide the shap
 _ARCH_SIGNATURE = {("resnet18", 2, 256), ("resnet34", 6, 256), ("resnet50", 6, 1024), ("resnet101", 23, 1024)}
 
 
+def _a_folder(path: str) -> VOSError:
+    """The error for a checkpoint path that is a folder, naming the checkpoint files it holds."""
+    files = sorted(f for f in os.listdir(path) if f.endswith((".pth", ".pt")))
+    held = f"it holds {', '.join(files[:4])}{', ...' if len(files) > 4 else ''}" if files else "it holds no .pth file"
+    return VOSError(f"checkpoint {path!r} is a folder, not a file ({held}); give one checkpoint file "
+                    "to `initial` (or `resume`)")
+
+
 def read_checkpoint(path: str) -> Dict[str, Any]:
     """Load a checkpoint file with weights_only=True; refuses pickles that would run code."""
+    if path and os.path.isdir(path):
+        raise _a_folder(path)
     if not path or not os.path.isfile(path):
         raise VOSError(f"checkpoint file {path!r} not found; check the path (`initial` / `resume`)")
     try:

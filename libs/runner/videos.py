@@ -1,5 +1,6 @@
 """A data set video ready to segment: its given masks checked and loaded, its frames read, its result
 folder made (and cleared of an earlier run's results)."""
+import logging
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -10,8 +11,11 @@ from libs.errors import VOSError
 from libs.inference.frames import Letterbox
 from libs.io import davis_palette, read_frame, read_mask, safe_join
 from libs.io.dali_decode import DaliDecoder
+from libs.io.masks import void_note
 from libs.runner.writer import ResultWriter, clear_earlier_results
 from libs.utils.constants import VOID_LABEL
+
+log = logging.getLogger(__name__)
 
 
 def merged_foreground(labels: np.ndarray) -> np.ndarray:
@@ -27,6 +31,8 @@ def load_given(video: Video, merge_objects: bool) -> Tuple[Dict[int, np.ndarray]
     given, palette = {}, video.palette
     for t, path in sorted(video.given.items()):
         labels, pal = read_mask(path)
+        if (note := void_note(labels)) is not None:
+            log.info("%s: %s", path, note)
         if merge_objects:
             labels = merged_foreground(labels)
         given[t] = labels

@@ -24,7 +24,7 @@ SIZE = (40, 64)           # network input: resized to 40x60, padded by 2 columns
 MAX_OBJECTS = 2
 HAS_DALI = importlib.util.find_spec("nvidia") is not None and importlib.util.find_spec("nvidia.dali") is not None
 needs_dali = pytest.mark.skipif(not HAS_DALI, reason="NVIDIA DALI is not installed "
-                                "(pip install -r requirements-dali.txt; CI installs it so these tests run there)")
+                                "(make setup-dali; `make test` and CI install it so these tests run there)")
 MEAN = torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
 STD = torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
 

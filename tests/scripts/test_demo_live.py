@@ -104,7 +104,8 @@ def test_stream_is_segmented_as_it_comes_with_a_bounded_memory(tmp_path, demo_mo
 
 @pytest.mark.parametrize("extra, expect", [
     (["video_path", 99], "cannot open camera 99: check that a camera with this index is connected"),
-    (["video_path", "http://127.0.0.1:9/none.mjpg"], "cannot open stream http://127.0.0.1:9/none.mjpg"),
+    (["video_path", "http://127.0.0.1:9/none.mjpg"], "cannot open http://127.0.0.1:9/none.mjpg: "),
+    (["video_path", "http://127.0.0.1:9/none.mjpg", "live", True], "cannot open stream http://127.0.0.1:9/none.mjpg"),
     (["video_path", 0, "show", False, "write_results", False], "nothing would be shown or written"),
     (["video_path", REPO, "live", True], "is a folder of frames: live input is a camera index"),
     (["video_path", os.path.join(REPO, "demo", "sample", "sample.mp4"), "show", True],
