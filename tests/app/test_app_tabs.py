@@ -9,7 +9,7 @@ from libs.app import build_server_app
 from libs.dataset.synthetic import generate_video
 from libs.io import write_video
 
-FRAMES = 80
+FRAMES = 40
 
 
 def test_two_tabs_propagating_at_once_both_advance(tiny_checkpoint, app_config, tmp_path):
