@@ -32,7 +32,6 @@ class VideoSession:
         self.backend, self.settings, self.scheduler = backend, settings, scheduler
         self.size: Tuple[int, int] = tuple(frames[0].shape[:2])       # (H, W)
         self.letterbox = Letterbox(input_size, self.size)
-        self.objects = ObjectTable()
         self.palette = full_palette(palette) if palette else davis_palette()
         self._given: Dict[int, np.ndarray] = {}
         self._results = {} if results is None else results      # frame -> labels
@@ -113,16 +112,16 @@ class VideoSession:
             given = {i: self._given[t] for i, t in enumerate(order) if i > 0 and t in self._given}
             given[0] = self._results[order[0]]
             self.progress, self._order = (0, len(order)), order
-            generation = self._generation
-            self._job = Job((id(self), generation), self._inputs(order, given))
-            self._job.on_event = lambda event: self._take(event, order, given, generation)
+            generation, objects = self._generation, ObjectTable()     # the objects of this propagation's masks
+            self._job = Job((id(self), generation), self._inputs(order, given, objects))
+            self._job.on_event = lambda event: self._take(event, order, given, generation, objects)
         return self._job, order
 
-    def _inputs(self, order: List[int], given: Dict[int, np.ndarray]):
+    def _inputs(self, order: List[int], given: Dict[int, np.ndarray], objects: ObjectTable):
         """The job's frames on the device, with the masks given for them (object ids mapped to channels)."""
         device = self.backend.device
         for i, t in enumerate(order):
-            mask = mask_tensor(self.letterbox, self.objects, given[i], device) if i in given else None
+            mask = mask_tensor(self.letterbox, objects, given[i], device) if i in given else None
             yield frame_tensor(self.letterbox, self.frames[t], device), mask
 
     def propagate(self, start: Optional[int] = None, end: Optional[int] = None, reverse: bool = False
@@ -168,12 +167,12 @@ class VideoSession:
                 if self._job is job:
                     self._running = False
 
-    def _take(self, event: Event, order: List[int], given: Dict[int, np.ndarray], generation: int
-              ) -> Optional[Tuple[int, np.ndarray]]:
+    def _take(self, event: Event, order: List[int], given: Dict[int, np.ndarray], generation: int,
+              objects: ObjectTable) -> Optional[Tuple[int, np.ndarray]]:
         """Store a frame's result unless superseded; returns (t, labels). The end of the job: not running."""
         if event.kind == "frame":
             i = event.t
-            labels = given[i] if i in given else self.objects.to_ids(
+            labels = given[i] if i in given else objects.to_ids(
                 self.letterbox.labels(event.probs.float().cpu().numpy()))
             with self._lock:
                 if self._generation != generation:

@@ -219,3 +219,16 @@ def test_restore_replaces_every_mask(session, tiny_video):
     with pytest.raises(VOSError, match="a propagation is running"):
         session.restore({}, {})
     frames.close()
+
+
+def test_object_ids_are_kept_and_a_removed_object_is_gone(session, tiny_video):
+    """ids {3, 7} stay {3, 7} in every result (never 1, 2, 4..6); given again without 7, it is gone."""
+    _, labels = tiny_video
+    ids = np.select([labels == 1, labels == 2], [3, 7], 0).astype(np.uint8)
+    session.add_mask(0, ids)
+    found = set()
+    for _, result in session.propagate():
+        found |= set(np.unique(result).tolist())
+    assert found == {0, 3, 7}
+    session.add_mask(0, np.where(ids == 7, 0, ids).astype(np.uint8))
+    assert set().union(*(set(np.unique(r).tolist()) for _, r in session.propagate())) == {0, 3}
