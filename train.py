@@ -18,10 +18,10 @@ from libs.dataset.build import build_train_dataset
 from libs.dataset.dali import build_dali_loader_factory
 from libs.utils.dali import require_dali
 from libs.dataset.training import collate_clips
-from libs.engine.cyclic import CyclicConfig, CyclicObjective
-from libs.engine.checkpointer import Checkpointer
-from libs.engine.faults import fault_summary
-from libs.engine.trainer import Trainer, TrainSettings
+from libs.training.cyclic import CyclicConfig, CyclicObjective
+from libs.training.checkpointer import Checkpointer
+from libs.training.faults import fault_summary
+from libs.training.trainer import Trainer, TrainSettings
 from libs.io.paths import atomic_path
 from libs.models import build_model
 from libs.models.checkpoint import read_checkpoint

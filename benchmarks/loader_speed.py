@@ -26,7 +26,7 @@ from libs.dataset.build import build_train_dataset  # noqa: E402
 from libs.dataset.dali_plan import ClipPlanDataset  # noqa: E402
 from libs.dataset.synthetic import write_dataset  # noqa: E402
 from libs.dataset.training import collate_clips  # noqa: E402
-from libs.engine.schedule import EpochSampler  # noqa: E402
+from libs.training.schedule import EpochSampler  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -94,7 +94,7 @@ def time_plans(dataset, count: int) -> float:
 def time_steps(cfg, batch, steps: int, device: torch.device) -> float:
     """Seconds of one cyclic training step (forward, backward, Adam) of the STM of `cfg` on `batch`
     (the fastest of `steps`, after one warm-up step on a GPU)."""
-    from libs.engine.cyclic import CyclicConfig, CyclicObjective
+    from libs.training.cyclic import CyclicConfig, CyclicObjective
     from libs.models import build_model
 
     model = build_model(cfg).to(device).eval()

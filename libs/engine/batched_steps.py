@@ -5,7 +5,7 @@ from typing import Callable, Tuple, Union
 import torch
 
 from libs.engine.correction import as_dtype
-from libs.engine.losses import bootstrapped_cross_entropy, iou_loss
+from libs.training.losses import bootstrapped_cross_entropy, iou_loss
 from libs.engine.steps import compile_steps, memory_step
 from libs.models.stm import STM, QueryFeatures
 

@@ -4,7 +4,7 @@ from typing import Callable, Iterator, Optional, Tuple
 
 import torch
 
-from libs.engine.losses import correction_loss
+from libs.training.losses import correction_loss
 from libs.models.stm import STM, QueryFeatures
 
 

@@ -9,7 +9,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 from yacs.config import CfgNode
 
 from libs.config import load_cfg
-from libs.engine.checkpointer import Checkpointer
+from libs.training.checkpointer import Checkpointer
 from libs.errors import VOSError
 from libs.models.checkpoint import read_checkpoint, stored_model_config
 

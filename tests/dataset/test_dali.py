@@ -14,7 +14,7 @@ from libs.dataset.sampler import ClipSampler
 from libs.dataset.static import StaticClipSynth
 from libs.dataset.training import StaticClipDataset, TrainClipDataset, build_mixed_dataset, collate_clips
 from libs.dataset.transforms import IMAGENET_MEAN, IMAGENET_STD, build_train_transforms
-from libs.engine.schedule import EpochSampler
+from libs.training.schedule import EpochSampler
 from libs.errors import VOSError
 from libs.io import write_image, write_indexed_png
 

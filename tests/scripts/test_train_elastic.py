@@ -147,7 +147,7 @@ def test_a_killed_worker_restarts_from_the_step_checkpoint_and_ends_as_an_uninte
 
 def test_a_restarted_group_continues_from_latest_only_when_this_run_wrote_it(tmp_path, monkeypatch):
     import train
-    from libs.engine.checkpointer import Checkpointer
+    from libs.training.checkpointer import Checkpointer
     from libs.errors import VOSError
 
     ckpt = Checkpointer(str(tmp_path))

@@ -7,9 +7,9 @@ import torch
 
 from libs.dataset.training import collate_clips
 from libs.engine import trainer as trainer_module
-from libs.engine.trainer import Trainer, TrainSettings, rng_state, set_rng_state
+from libs.training.trainer import Trainer, TrainSettings, rng_state, set_rng_state
 from libs.utils.dist import DistInfo
-from tests.engine.tiny_training import TinyClips, TinyObjective
+from tests.training.tiny_training import TinyClips, TinyObjective
 
 
 class _Writer:

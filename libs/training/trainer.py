@@ -2,7 +2,7 @@
 
 Epochs are counted from 1 in everything a user reads (progress, logs, file names: epoch-0001.pth is
 written when the first epoch ends); `Trainer.epoch` is the number of finished epochs.
-Faults (libs.engine.faults): unreadable samples are replaced and counted, steps with a non-finite loss
+Faults (libs.training.faults): unreadable samples are replaced and counted, steps with a non-finite loss
 or gradient are skipped, and all ranks agree on both (and on stopping) at every optimizer step.
 """
 import contextlib
@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from libs.engine.checkpointer import Checkpointer
-from libs.engine.cyclic import CyclicObjective
-from libs.engine.faults import BadSamples, NonFiniteSteps, agree, fault_summary, step_health
-from libs.engine.schedule import EpochSampler, lr_at
+from libs.training.checkpointer import Checkpointer
+from libs.training.cyclic import CyclicObjective
+from libs.training.faults import BadSamples, NonFiniteSteps, agree, fault_summary, step_health
+from libs.training.schedule import EpochSampler, lr_at
 from libs.errors import VOSError
 from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
 from libs.utils.dist import DistInfo, wait_for_all, waiting_group

@@ -13,10 +13,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from libs.dataset.training import collate_clips
-from libs.engine.checkpointer import Checkpointer
-from libs.engine.trainer import Trainer, TrainSettings
+from libs.training.checkpointer import Checkpointer
+from libs.training.trainer import Trainer, TrainSettings
 from libs.utils.dist import DistInfo
-from tests.engine.tiny_training import TinyClips, TinyObjective
+from tests.training.tiny_training import TinyClips, TinyObjective
 
 COLLECTIVE_TIMEOUT_S = 8      # the default group's timeout here (NCCL's is 10 minutes); a tiny step takes ms
 VALIDATION_S = 14             # rank 0's validation after epoch 1 takes longer than that

@@ -12,9 +12,9 @@ from libs.dataset.synthetic import write_dataset
 from libs.dataset.training import TrainClipDataset, build_mixed_dataset, collate_clips
 from libs.dataset.transforms import build_train_transforms
 from libs.dataset.davis import DAVIS17
-from libs.engine.cyclic import CyclicConfig, CyclicObjective, cyclic_loss
-from libs.engine.schedule import EpochSampler, lr_at
-from libs.engine.trainer import Trainer, TrainSettings
+from libs.training.cyclic import CyclicConfig, CyclicObjective, cyclic_loss
+from libs.training.schedule import EpochSampler, lr_at
+from libs.training.trainer import Trainer, TrainSettings
 from libs.errors import VOSError
 from libs.models.stm import STM
 from libs.utils.dist import DistInfo
@@ -230,7 +230,7 @@ def test_resume_of_weights_only_file_is_refused(data_root, tmp_path):
 @pytest.mark.slow
 def test_ddp_two_gloo_processes_keep_parameters_equal(data_root, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           os.path.join(ROOT, "tests", "engine", "ddp_worker.py"), data_root, str(tmp_path)]
+           os.path.join(ROOT, "tests", "training", "ddp_worker.py"), data_root, str(tmp_path)]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
     subprocess.run(cmd, check=True, cwd=ROOT, env=env, timeout=300, capture_output=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pth", weights_only=True) for r in (0, 1))

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from libs.engine.checkpointer import Checkpointer, epoch_file
+from libs.training.checkpointer import Checkpointer, epoch_file
 from libs.errors import VOSError
 
 STATE = {"state_dict": {"w": torch.ones(2)}, "optimizer": {}, "epoch": 1, "batch": 0, "step": 3, "rng": {}}
