@@ -7,10 +7,10 @@ parameter exactly as the PIL backend does; DALI (libs.dataset.dali_graph) decode
 batches equal `collate_clips`'s: frames [B, T, 3, H, W] float32, masks [B, T, K+1, H, W] float32
 one-hot on the training device, num_objects LongTensor [B], names.
 
-    factory = build_dali_loader_factory(dataset, device, threads=2, workers=1, seed=0)
-    trainer.loader_factory = factory     # called each epoch with (dataset, sampler, batch_size)
+    loaders = DaliLoaders(dataset, batch_size, device, threads=2, workers=1, seed=0)
+    Trainer(objective, optimizer, loaders, curriculum, ...)     # asks loaders.epoch(epoch, sampler) each epoch
 """
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -97,18 +97,23 @@ class DaliLoader:
             yield self.runner.batch(batch)
 
 
-def build_dali_loader_factory(dataset, device: torch.device, threads: int = 2, workers: int = 0,
-                              seed: int = 0) -> Callable[[Any, Any, int], DaliLoader]:
-    """Trainer.loader_factory for `dataset`: (dataset, sampler, batch_size) -> DaliLoader of that epoch.
+class DaliLoaders:
+    """The trainer's EpochLoaders with DALI (libs.training.loaders): each epoch a DaliLoader over the epoch's
+    clip order. Built once per run: checks now that DALI imports and that every training data set's
+    transform can run in DALI; `threads` are DALI's CPU threads, `workers` the processes that plan clips
+    (0: in this process)."""
 
-    Checks now that DALI imports and that every training data set's transform can run in DALI;
-    `threads` are DALI's CPU threads, `workers` the processes that plan clips (0: in this process).
-    """
-    require_dali()
-    ClipPlanDataset(dataset)
-    runner = DaliRunner(device, threads, seed)
+    def __init__(self, dataset, batch_size: int, device: torch.device, threads: int = 2, workers: int = 0,
+                 seed: int = 0) -> None:
+        require_dali()
+        ClipPlanDataset(dataset)
+        self.dataset, self.batch_size, self.workers = dataset, batch_size, workers
+        self.runner = DaliRunner(device, threads, seed)
 
-    def factory(epoch_dataset, sampler, batch_size: int) -> DaliLoader:
-        return DaliLoader(runner, epoch_dataset, sampler, batch_size, workers)
+    def __len__(self) -> int:
+        return len(self.dataset)
 
-    return factory
+    def epoch(self, epoch: int, sampler) -> DaliLoader:
+        """The batches of `epoch` (0-based) in `sampler`'s order."""
+        self.dataset.set_epoch(epoch)
+        return DaliLoader(self.runner, self.dataset, sampler, self.batch_size, self.workers)

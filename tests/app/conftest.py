@@ -47,10 +47,10 @@ def app_config():
     """Builds the app's config as `demo/app.py --cfg demo/demo.yaml KEY VAL ...` does, for the tiny model:
     app_config(checkpoint, output_dir, allowed_dir, max_upload_mb)."""
     from libs.config import load_cfg
-    from libs.runner.cli import adopt_checkpoint_model
+    from libs.runner.cli import adopt_initial
 
     def build(checkpoint: str, output_dir: str, allowed_dir: str, max_upload_mb: int = 1):
         opts = ["initial", checkpoint, "input_size", "[32,64]", "loop", "0", "gpu_id", "-1", "output_dir",
                 output_dir, "allowed_dir", allowed_dir, "max_upload_mb", str(max_upload_mb)]
-        return load_cfg(os.path.join(ROOT, "demo", "demo.yaml"), opts, adjust=adopt_checkpoint_model)
+        return load_cfg(os.path.join(ROOT, "demo", "demo.yaml"), opts, adjust=adopt_initial)
     return build

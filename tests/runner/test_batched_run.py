@@ -21,13 +21,7 @@ TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the small runs are slower with 2 on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")    # tests/helpers/fixtures.py
 
 
 def _tiny():
