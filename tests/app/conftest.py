@@ -4,26 +4,14 @@ import os
 
 import numpy as np
 import pytest
-import torch
-import yaml
 
 from libs.io import read_mask
 from libs.dataset.synthetic import write_video_file
+from tests.helpers.models import save_tiny_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = {"arch": "resnet18", "keydim": 16, "valdim": 32}
 FRAMES = 10
 SIZE = (48, 80)                     # (H, W) of the generated video
-
-
-def save_tiny_checkpoint(path: str) -> str:
-    """A random resnet18 STM (keydim 16, valdim 32) saved with its config, as train.py saves them."""
-    from libs.models import STM
-
-    torch.manual_seed(0)
-    model = STM(TINY["arch"], TINY["keydim"], TINY["valdim"])
-    torch.save({"state_dict": model.state_dict(), "config": yaml.safe_dump(TINY)}, path)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ from libs.dataset.synthetic import write_dataset
 from libs.engine import BatchedEngine, InferenceEngine, build_set_engine
 from libs.errors import VOSError
 from libs.io import read_mask
-from libs.models import STM
 from libs.runner import run_and_score, validate
+from tests.helpers.models import tiny_stm
 
 TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48]", "loop", "0", "gpu_id", "-1"]
 CPU = torch.device("cpu")
@@ -25,8 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")    # tests/helpers/fixtures.p
 
 
 def _tiny():
-    torch.manual_seed(0)
-    return STM("resnet18", 8, 16).eval()
+    return tiny_stm(0, keydim=8, valdim=16).eval()
 
 
 def _masks(folder):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DEMO_CMD, FRAME_SIZE, REPO, TINY, agreement, read_png
+from tests.helpers.scripts import DEMO_CMD, FRAME_SIZE, REPO, TINY, agreement, read_png
 from libs.dataset.synthetic import write_video_file
 from libs.io import davis_palette
 from tests.watch import record_bank_sizes
