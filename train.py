@@ -17,7 +17,7 @@ import torch
 from yacs.config import CfgNode
 
 from libs.dataset.build import build_train_dataset, check_dataset_names
-from libs.dataset.dali import DaliLoaders
+from libs.dataset.dali.loader import DaliLoaders
 from libs.dataset.training import MixedDataset, collate_clips
 from libs.errors import VOSError
 from libs.io.paths import atomic_path
@@ -32,7 +32,7 @@ from libs.training.faults import fault_summary
 from libs.training.loaders import EpochLoaders, PilLoaders
 from libs.training.start import Start, decide_start, torchrun_restarts
 from libs.training.trainer import Trainer, TrainSettings
-from libs.utils.dali import require_dali
+from libs.dataset.dali.available import require_dali
 from libs.utils.device import resolve_device, usable_workers
 from libs.utils.dist import init_distributed, shutdown
 from libs.utils.logging import setup_logging

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from libs.config import load_cfg  # noqa: E402
 from libs.dataset.build import build_train_dataset  # noqa: E402
-from libs.dataset.dali_plan import ClipPlanDataset  # noqa: E402
+from libs.dataset.dali.plan import ClipPlanDataset  # noqa: E402
 from libs.dataset.synthetic import write_dataset  # noqa: E402
 from libs.dataset.training import collate_clips  # noqa: E402
 from libs.training.schedule import EpochSampler  # noqa: E402
@@ -132,7 +132,7 @@ def main() -> int:
                      collate_fn=collate_clips, drop_last=True, pin_memory=device.type == "cuda")
     pil_rate, seen = time_batches(pil, args.batches, device)
     line(f"PIL DataLoader ({args.workers} workers)", f"{pil_rate:8.1f} clips/s")
-    from libs.dataset.dali import build_dali_loader_factory
+    from libs.dataset.dali.loader import build_dali_loader_factory
 
     factory = build_dali_loader_factory(dataset, device, threads=args.threads, workers=args.plan_workers)
     dali_rate, _ = time_batches(factory(dataset, sampler, args.batch), args.batches, device)

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from libs.dataset.base import Video
 from libs.dataset.sampler import ClipSampler
 from libs.dataset.static import StaticClipSynth, mask_to_labels
-from libs.dataset.transforms import cover_size
+from libs.dataset.geometry import cover_size
 from libs.errors import VOSError
 from libs.io import read_frame, read_mask
 

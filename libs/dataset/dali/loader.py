@@ -1,7 +1,7 @@
 """NVIDIA DALI training data backend (`data_backend DALI`): Python samples clips, DALI decodes and augments.
 
-The Python side (libs.dataset.dali_plan) runs the data sets' own sampling and draws every augmentation
-parameter exactly as the PIL backend does; DALI (libs.dataset.dali_graph) decodes the JPEG frames
+The Python side (libs.dataset.dali.plan) runs the data sets' own sampling and draws every augmentation
+parameter exactly as the PIL backend does; DALI (libs.dataset.dali.graph) decodes the JPEG frames
 (`mixed` decoder on a GPU, CPU decoder without one) and applies one resize window, one affine warp
 (bilinear for frames, nearest for masks), colour jitter, padding and normalisation per clip. The
 batches equal `collate_clips`'s: frames [B, T, 3, H, W] float32, masks [B, T, K+1, H, W] float32
@@ -15,9 +15,9 @@ from typing import Any, Dict, Iterator, List, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from libs.dataset.dali_plan import ClipPlan, ClipPlanDataset
+from libs.dataset.dali.plan import ClipPlan, ClipPlanDataset
 from libs.errors import VOSError
-from libs.utils.dali import require_dali
+from libs.dataset.dali.available import require_dali
 
 
 def _plan_list(plans: List[ClipPlan]) -> List[ClipPlan]:
@@ -40,7 +40,7 @@ class DaliRunner:
 
     def _pipe(self, key, max_frames: int):
         """The pipeline for clips of `key` (encoded, fill_zero, clamp) taking up to `max_frames` frames a run."""
-        from libs.dataset.dali_graph import build_pipeline
+        from libs.dataset.dali.graph import build_pipeline
 
         known = self.pipes.get(key)
         if known is None or known[0] < max_frames:
@@ -50,7 +50,7 @@ class DaliRunner:
 
     def batch(self, plans: List[ClipPlan]) -> Dict[str, Any]:
         """The training batch of `plans` (the format of collate_clips) on the runner's device."""
-        from libs.dataset.dali_graph import output_shapes, run_pipeline
+        from libs.dataset.dali.graph import output_shapes, run_pipeline
 
         count, (height, width), objects = output_shapes(plans)
         size = len(plans)
