@@ -86,6 +86,7 @@ def main() -> None:
         setup_logging(os.path.join(cfg.checkpoint, "train.log"))
         with atomic_path(os.path.join(cfg.checkpoint, "config.yaml")) as tmp, open(tmp, "w") as f:
             f.write(cfg.dump())
+    start.log_notes()
     torch.manual_seed(cfg.seed)
     trainer, writer, clips = build_trainer(cfg, start, device, dist)
     start_step = trainer.step

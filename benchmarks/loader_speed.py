@@ -132,10 +132,10 @@ def main() -> int:
                      collate_fn=collate_clips, drop_last=True, pin_memory=device.type == "cuda")
     pil_rate, seen = time_batches(pil, args.batches, device)
     line(f"PIL DataLoader ({args.workers} workers)", f"{pil_rate:8.1f} clips/s")
-    from libs.dataset.dali.loader import build_dali_loader_factory
+    from libs.dataset.dali.loader import DaliLoaders
 
-    factory = build_dali_loader_factory(dataset, device, threads=args.threads, workers=args.plan_workers)
-    dali_rate, _ = time_batches(factory(dataset, sampler, args.batch), args.batches, device)
+    loaders = DaliLoaders(dataset, args.batch, device, threads=args.threads, workers=args.plan_workers)
+    dali_rate, _ = time_batches(loaders.epoch(0, sampler), args.batches, device)
     graph = "GPU" if device.type == "cuda" else "CPU"
     line(f"DALI ({graph} graph, {args.threads} threads, {args.plan_workers} planning workers)",
          f"{dali_rate:8.1f} clips/s = {dali_rate / pil_rate:.2f} x PIL")

@@ -12,7 +12,7 @@ to the model-key adoption, the weights and the trainer's position.
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Tuple
 
 from libs.models.checkpoint import read_checkpoint
 from libs.training.checkpointer import LATEST, check_resumable, newest_checkpoint
@@ -36,6 +36,12 @@ class Start:
     kind: str
     path: str = ""
     data: Dict[str, Any] = field(default_factory=dict)
+    notes: Tuple[Tuple[int, str], ...] = ()     # (logging level, line) to log once logging is set up
+
+    def log_notes(self) -> None:
+        """Log what the decision has to say (a torchrun restart, a latest.pth of another run)."""
+        for level, line in self.notes:
+            log.log(level, line)
 
     @property
     def resumes(self) -> bool:
@@ -46,18 +52,18 @@ class Start:
 def decide_start(resume: str, initial: str, folder: str, same_run: Callable[[Dict[str, Any]], bool],
                  restarts: int = 0) -> Start:
     """The run's start (see the module doc); `restarts` from `torchrun_restarts()`."""
-    latest, read = os.path.join(folder, LATEST), {}
+    latest, read, notes = os.path.join(folder, LATEST), {}, ()
     if restarts and os.path.isfile(latest):
         read[latest] = read_checkpoint(latest)
         if same_run(read[latest]):
-            log.info("torchrun restart %d: continuing from %s", restarts, latest)
-            return Start("restart", latest, check_resumable(read[latest], latest))
-        log.warning("torchrun restart %d: %s was written with another config, so not by this run: starting as "
-                    "the first attempt did", restarts, latest)
+            notes = ((logging.INFO, f"torchrun restart {restarts}: continuing from {latest}"),)
+            return Start("restart", latest, check_resumable(read[latest], latest), notes)
+        notes = ((logging.WARNING, f"torchrun restart {restarts}: {latest} was written with another config, so "
+                  "not by this run: starting as the first attempt did"),)
     if resume:
         path = newest_checkpoint(folder) if resume == "auto" else resume
         data = read[path] if path in read else read_checkpoint(path)
-        return Start("resume", path, check_resumable(data, path))
+        return Start("resume", path, check_resumable(data, path), notes)
     if initial:
-        return Start("initial", initial, read_checkpoint(initial))
-    return Start("fresh")
+        return Start("initial", initial, read_checkpoint(initial), notes)
+    return Start("fresh", notes=notes)

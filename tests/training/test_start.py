@@ -1,5 +1,6 @@
 """Where a training run starts (libs/training/start.py): one decision, one read of the checkpoint, the model
 keys of that checkpoint adopted; parsing builds no Checkpointer."""
+import logging
 
 import pytest
 import torch
@@ -63,10 +64,12 @@ def test_a_torchrun_restart_continues_from_latest_only_when_this_run_wrote_it(tm
     reads.clear()
     start = decide_start("auto", "", folder, same, torchrun_restarts())
     assert (start.kind, start.path, reads) == ("restart", latest, [latest])                # read once
+    assert start.notes == ((logging.INFO, f"torchrun restart 1: continuing from {latest}"),)
     assert decide_start(explicit, "", folder, same, 1).kind == "restart"
     reads.clear()
     _ckpt(tmp_path / "latest.pth", "cfg B")                                                 # another run's file
-    assert decide_start("", "", folder, same, 1).kind == "fresh" and reads == [latest]
+    start = decide_start("", "", folder, same, 1)
+    assert start.kind == "fresh" and reads == [latest] and "written with another config" in start.notes[0][1]
     reads.clear()
     assert decide_start("auto", "", folder, same, 1).path == latest and reads == [latest]   # auto: not read again
     assert decide_start("", "", folder, same, 0).kind == "fresh"                             # the first start
