@@ -1,9 +1,10 @@
-"""Training checkpoint files of one folder: atomic saves, the newest for `resume auto`, strict loading, pruning.
+"""Training checkpoint files of one folder: atomic saves, the newest for `resume auto`, pruning, and the
+check that a file holds a training state (not only weights).
 
 The trainer decides *what* a checkpoint holds (`Trainer.state`); the checkpointer decides *where*
 it goes: `latest.pth` after every save and `epoch-NNNN.pth` at the end of epoch NNNN (1-based),
 of which only the `keep` newest stay when `keep` > 0 (`latest.pth` is never removed, so
-`resume auto` always finds the newest state).
+`resume auto` always finds the newest state). Which file a run starts from: libs/training/start.py.
 """
 import logging
 import os

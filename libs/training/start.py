@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Tuple
 
 from libs.models.checkpoint import read_checkpoint
-from libs.training.checkpointer import LATEST, check_resumable, newest_checkpoint
+from libs.training.checkpointer import LATEST, newest_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,13 @@ def decide_start(resume: str, initial: str, folder: str, same_run: Callable[[Dic
         read[latest] = read_checkpoint(latest)
         if same_run(read[latest]):
             notes = ((logging.INFO, f"torchrun restart {restarts}: continuing from {latest}"),)
-            return Start("restart", latest, check_resumable(read[latest], latest), notes)
+            return Start("restart", latest, read[latest], notes)
         notes = ((logging.WARNING, f"torchrun restart {restarts}: {latest} was written with another config, so "
                   "not by this run: starting as the first attempt did"),)
     if resume:
         path = newest_checkpoint(folder) if resume == "auto" else resume
         data = read[path] if path in read else read_checkpoint(path)
-        return Start("resume", path, check_resumable(data, path), notes)
+        return Start("resume", path, data, notes)
     if initial:
         return Start("initial", initial, read_checkpoint(initial), notes)
     return Start("fresh", notes=notes)

@@ -108,8 +108,8 @@ class Trainer:
     def resume(self, data: Dict[str, Any], path: str) -> None:
         """Continue from checkpoint `data` (read from `path`, written by `save`): weights strictly, then
         optimizer, position, curriculum and RNG."""
+        apply_weights(self.model, data, path)          # a model of another shape: named first
         check_resumable(data, path)
-        apply_weights(self.model, data, path)
         self.optimizer.load_state_dict(data["optimizer"])
         self.epoch, self.batch, self.step = int(data["epoch"]), int(data["batch"]), int(data["step"])
         self.curriculum.load_checkpoint(data)
