@@ -3,31 +3,36 @@
     .venv/bin/python train.py --cfg config.yaml [KEY VAL ...]
     .venv/bin/torchrun --nproc_per_node N train.py --cfg config.yaml [KEY VAL ...]
 
-Under torchrun with --max-restarts, a restarted worker group (TORCHELASTIC_RESTART_COUNT > 0) continues
-from this run's checkpoint/latest.pth (see `checkpoint_to_resume`).
+Where the run starts (fresh, `initial`, `resume`, `resume auto`, a torchrun restart) is decided once, by
+libs.training.start.decide_start, which reads that checkpoint once.
 """
 import logging
 import os
 import shlex
 import sys
-from typing import List
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import torch
 
-from libs.dataset.build import build_train_dataset
-from libs.dataset.dali import build_dali_loader_factory
-from libs.utils.dali import require_dali
-from libs.dataset.training import collate_clips
-from libs.engine.cyclic import CyclicConfig, CyclicObjective
-from libs.engine.checkpointer import Checkpointer
-from libs.engine.faults import fault_summary
-from libs.engine.trainer import Trainer, TrainSettings
+from yacs.config import CfgNode
+
+from libs.dataset.build import build_train_dataset, check_dataset_names
+from libs.dataset.dali.loader import DaliLoaders
+from libs.dataset.training import MixedDataset, collate_clips
+from libs.errors import VOSError
 from libs.io.paths import atomic_path
 from libs.models import build_model
-from libs.models.checkpoint import read_checkpoint
+from libs.models.checkpoint import apply_weights
 from libs.runner import check_writable, validate
-from libs.runner.cli import parse_cfg, run_main
-from libs.errors import VOSError
+from libs.runner.cli import adopt_checkpoint_config, parse_cfg, run_main
+from libs.training.checkpointer import Checkpointer
+from libs.training.curriculum import Curriculum
+from libs.training.cyclic import CyclicConfig, CyclicObjective
+from libs.training.faults import fault_summary
+from libs.training.loaders import EpochLoaders, PilLoaders
+from libs.training.start import Start, decide_start, torchrun_restarts
+from libs.training.trainer import Trainer, TrainSettings
+from libs.dataset.dali.available import require_dali
 from libs.utils.device import resolve_device, usable_workers
 from libs.utils.dist import init_distributed, shutdown
 from libs.utils.logging import setup_logging
@@ -64,12 +69,12 @@ def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
 
 
 def main() -> None:
-    """Build data, model and optimizer from the config; resume if asked; train; validate."""
-    cfg = parse_cfg("Train STM-Cycle (cyclic loss) on the config's training sets.", examples=EXAMPLES, keys=KEYS,
-                    training=True)
+    """Decide where the run starts, build data, model and optimizer from the config; train; validate."""
+    start, cfg = parse_training_cfg()
     if cfg.epochs == 0:
         raise VOSError("epochs 0: there is nothing to train and no checkpoint would be written; set epochs "
                        "to 1 or more")
+    check_dataset_names(cfg)
     if cfg.data_backend == "DALI":
         require_dali()     # one clear error line before any work when DALI is not installed
     device = resolve_device(cfg.gpu_id)
@@ -81,25 +86,12 @@ def main() -> None:
         setup_logging(os.path.join(cfg.checkpoint, "train.log"))
         with atomic_path(os.path.join(cfg.checkpoint, "config.yaml")) as tmp, open(tmp, "w") as f:
             f.write(cfg.dump())
+    start.log_notes()
     torch.manual_seed(cfg.seed)
-    dataset = build_train_dataset(cfg)
-    model = build_model(cfg).to(device).train(not cfg.freeze_bn)   # frozen batch norm: the original
-    optimizer = build_optimizer(cfg, model)
-    writer = _tensorboard(cfg.checkpoint) if dist.is_main else None
-    objective = CyclicObjective(model, cyclic_config(cfg))
-    val = (lambda epoch: validate(cfg, model, device, os.path.join(cfg.checkpoint, "val", f"epoch-{epoch:04d}"))
-           ) if dist.is_main else None
-    checkpointer = Checkpointer(cfg.checkpoint, keep=cfg.keep_checkpoints, writer=dist.is_main)
-    trainer = Trainer(objective, optimizer, dataset, collate_clips, train_settings(cfg), device, dist, writer=writer,
-                      validate=val, checkpointer=checkpointer)
-    if cfg.data_backend == "DALI":
-        workers = usable_workers(cfg.workers)
-        trainer.loader_factory = build_dali_loader_factory(dataset, device, max(2, workers), workers, cfg.seed)
-    if resume := checkpoint_to_resume(cfg.resume, checkpointer, cfg.dump()):
-        trainer.resume(resume)
+    trainer, writer, clips = build_trainer(cfg, start, device, dist)
     start_step = trainer.step
     log.info("training %s on %s (%d clips/epoch), %d process(es) x batch %d x iter_size %d = effective batch %d",
-             cfg.arch, ", ".join(cfg.trainset), len(dataset), dist.world_size, cfg.train_batch, cfg.iter_size,
+             cfg.arch, ", ".join(cfg.trainset), clips, dist.world_size, cfg.train_batch, cfg.iter_size,
              dist.world_size * cfg.train_batch * cfg.iter_size)
     try:
         trainer.run()
@@ -109,6 +101,54 @@ def main() -> None:
         shutdown()
     if dist.is_main:
         _report_end(trainer, cfg.checkpoint, dist.distributed, trained=trainer.step > start_step)
+
+
+def parse_training_cfg(argv: Optional[List[str]] = None) -> Tuple[Start, CfgNode]:
+    """The run's start (decide_start: the checkpoint read once) and its config, whose model keys (arch,
+    keydim, valdim) follow that checkpoint's."""
+    starts: List[Start] = []
+
+    def adopt(cfg: CfgNode, _given: Set[str]) -> None:
+        starts.append(decide_start(cfg.resume, cfg.initial, cfg.checkpoint,
+                                   lambda data: data.get("config") == _adopted(cfg, data).dump(), torchrun_restarts()))
+        adopt_checkpoint_config(cfg, starts[0].data, starts[0].path)
+
+    cfg = parse_cfg("Train STM-Cycle (cyclic loss) on the config's training sets.", argv, examples=EXAMPLES,
+                    keys=KEYS, adjust=adopt)
+    return starts[0], cfg
+
+
+def _adopted(cfg: CfgNode, data: Dict[str, Any]) -> CfgNode:
+    """A copy of `cfg` with the model keys of checkpoint `data` (the config a run starting from it saves)."""
+    copy = cfg.clone()
+    adopt_checkpoint_config(copy, data, "", quiet=True)
+    return copy
+
+
+def build_trainer(cfg: CfgNode, start: Start, device: torch.device, dist) -> Tuple[Trainer, Any, int]:
+    """(trainer at the run's start, TensorBoard writer or None, clips per epoch) from the config."""
+    dataset = build_train_dataset(cfg)
+    model = build_model(cfg, load_initial=False).to(device).train(not cfg.freeze_bn)   # frozen batch norm: the original
+    if start.kind == "initial":
+        apply_weights(model, start.data, start.path)
+    writer = _tensorboard(cfg.checkpoint) if dist.is_main else None
+    evaluate = (lambda epoch: validate(cfg, model, device, os.path.join(cfg.checkpoint, "val", f"epoch-{epoch:04d}"))
+                ) if dist.is_main else None
+    trainer = Trainer(CyclicObjective(model, cyclic_config(cfg)), build_optimizer(cfg, model),
+                      build_loaders(cfg, dataset, device), Curriculum(dataset.clip_samplers(), cfg.epochs_per_increment),
+                      train_settings(cfg), device, dist, writer=writer, evaluate=evaluate,
+                      checkpointer=Checkpointer(cfg.checkpoint, keep=cfg.keep_checkpoints, writer=dist.is_main))
+    if start.resumes:
+        trainer.resume(start.data, start.path)
+    return trainer, writer, len(dataset)
+
+
+def build_loaders(cfg: CfgNode, dataset: MixedDataset, device: torch.device) -> EpochLoaders:
+    """Each epoch's batches: PIL DataLoader workers, or DALI (data_backend DALI)."""
+    workers = usable_workers(cfg.workers)
+    if cfg.data_backend == "DALI":
+        return DaliLoaders(dataset, cfg.train_batch, device, max(2, workers), workers, cfg.seed)
+    return PilLoaders(dataset, collate_clips, cfg.train_batch, workers, pin_memory=device.type == "cuda")
 
 
 def _report_end(trainer: Trainer, folder: str, distributed: bool, trained: bool = True) -> None:
@@ -137,28 +177,11 @@ def cyclic_config(cfg) -> CyclicConfig:
                         cycle_frames=cfg.cycle_frames)
 
 
-def checkpoint_to_resume(resume: str, checkpointer: Checkpointer, config_text: str) -> str:
-    """The checkpoint to continue from ('' = start afresh). A worker group that torchrun restarted
-    (TORCHELASTIC_RESTART_COUNT > 0) continues from latest.pth when this run wrote it (the same config);
-    otherwise, and on the first start, `resume` decides (auto: the newest checkpoint of the folder)."""
-    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or "0")
-    if restarts and os.path.isfile(checkpointer.latest_path):
-        if read_checkpoint(checkpointer.latest_path).get("config") == config_text:
-            log.info("torchrun restart %d: continuing from %s", restarts, checkpointer.latest_path)
-            return checkpointer.latest_path
-        log.warning("torchrun restart %d: %s was written with another config, so not by this run: starting as "
-                    "the first attempt did", restarts, checkpointer.latest_path)
-    if resume == "auto":
-        return checkpointer.latest()
-    return resume
-
-
 def train_settings(cfg) -> TrainSettings:
     """The loop's settings from the config."""
     return TrainSettings(epochs=cfg.epochs, batch_size=cfg.train_batch, iter_size=cfg.iter_size,
                          learning_rate=cfg.learning_rate, gamma=cfg.gamma, milestones=tuple(cfg.milestone),
-                         epochs_per_increment=cfg.epochs_per_increment, epoch_per_test=cfg.epoch_per_test,
-                         checkpoint_dir=cfg.checkpoint, seed=cfg.seed, workers=usable_workers(cfg.workers), amp=cfg.amp,
+                         epoch_per_test=cfg.epoch_per_test, checkpoint_dir=cfg.checkpoint, seed=cfg.seed, amp=cfg.amp,
                          config_text=cfg.dump(), max_minutes=cfg.max_minutes,
                          progress_every_s=cfg.progress_every_s, checkpoint_every_steps=cfg.checkpoint_every_steps,
                          max_bad_samples=cfg.max_bad_samples, max_nonfinite_steps=cfg.max_nonfinite_steps)

@@ -31,7 +31,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from benchmarks.batched_speed import batch_table, parse_sizes  # noqa: E402
 from libs.dataset.synthetic import generate_video  # noqa: E402
-from libs.engine.cyclic import CyclicConfig, cyclic_loss  # noqa: E402
+from libs.training.cyclic import CyclicConfig, cyclic_loss  # noqa: E402
 from libs.engine.inference import InferenceEngine  # noqa: E402
 from libs.engine.memory import MemoryBank, PreallocatedMemoryBank  # noqa: E402
 from libs.engine.preprocess import Letterbox  # noqa: E402

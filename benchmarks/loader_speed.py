@@ -23,10 +23,10 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from libs.config import load_cfg  # noqa: E402
 from libs.dataset.build import build_train_dataset  # noqa: E402
-from libs.dataset.dali_plan import ClipPlanDataset  # noqa: E402
+from libs.dataset.dali.plan import ClipPlanDataset  # noqa: E402
 from libs.dataset.synthetic import write_dataset  # noqa: E402
 from libs.dataset.training import collate_clips  # noqa: E402
-from libs.engine.schedule import EpochSampler  # noqa: E402
+from libs.training.schedule import EpochSampler  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -94,7 +94,7 @@ def time_plans(dataset, count: int) -> float:
 def time_steps(cfg, batch, steps: int, device: torch.device) -> float:
     """Seconds of one cyclic training step (forward, backward, Adam) of the STM of `cfg` on `batch`
     (the fastest of `steps`, after one warm-up step on a GPU)."""
-    from libs.engine.cyclic import CyclicConfig, CyclicObjective
+    from libs.training.cyclic import CyclicConfig, CyclicObjective
     from libs.models import build_model
 
     model = build_model(cfg).to(device).eval()
@@ -132,10 +132,10 @@ def main() -> int:
                      collate_fn=collate_clips, drop_last=True, pin_memory=device.type == "cuda")
     pil_rate, seen = time_batches(pil, args.batches, device)
     line(f"PIL DataLoader ({args.workers} workers)", f"{pil_rate:8.1f} clips/s")
-    from libs.dataset.dali import build_dali_loader_factory
+    from libs.dataset.dali.loader import DaliLoaders
 
-    factory = build_dali_loader_factory(dataset, device, threads=args.threads, workers=args.plan_workers)
-    dali_rate, _ = time_batches(factory(dataset, sampler, args.batch), args.batches, device)
+    loaders = DaliLoaders(dataset, args.batch, device, threads=args.threads, workers=args.plan_workers)
+    dali_rate, _ = time_batches(loaders.epoch(0, sampler), args.batches, device)
     graph = "GPU" if device.type == "cuda" else "CPU"
     line(f"DALI ({graph} graph, {args.threads} threads, {args.plan_workers} planning workers)",
          f"{dali_rate:8.1f} clips/s = {dali_rate / pil_rate:.2f} x PIL")

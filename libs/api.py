@@ -21,7 +21,7 @@ from libs.inference.session import VideoSession, check_labels
 from libs.inference.settings import InferenceSettings
 from libs.io import FrameSource, read_frame
 from libs.models import build_model
-from libs.runner.cli import adopt_checkpoint_model
+from libs.runner.cli import adopt_initial
 from libs.utils.device import resolve_device
 
 __all__ = ["VideoSession", "check_labels", "load_frames", "open_session", "session_config"]
@@ -33,16 +33,15 @@ DEFAULT_FPS = 25.0
 def session_config(checkpoint: str, cfg_file: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None
                    ) -> CfgNode:
     """Defaults (then `cfg_file`), `overrides` checked like command-line keys, `initial` = `checkpoint`, and
-    the model keys (arch, keydim, valdim) a train.py checkpoint stores, as the scripts take them; frozen."""
+    the model keys (arch, keydim, valdim) a train.py checkpoint stores, with its training input_size unless
+    `cfg_file` or `overrides` set one, as the scripts take them; frozen."""
     overrides = dict(overrides or {})
     if "initial" in overrides:
         raise VOSError("pass the checkpoint as VideoSession.open's second argument, not as initial=...")
     cfg = get_cfg()
-    if cfg_file:
-        merge_file(cfg, cfg_file)
-    merge_values(cfg, dict(overrides, initial=checkpoint or ""), "in VideoSession.open")
-    validate(cfg)
-    adopt_checkpoint_model(cfg)
+    given = merge_file(cfg, cfg_file) if cfg_file else set()
+    given |= merge_values(cfg, dict(overrides, initial=checkpoint or ""), "in VideoSession.open")
+    adopt_initial(cfg, given)
     validate(cfg)
     cfg.freeze()
     return cfg

@@ -23,3 +23,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# the fixtures shared by every folder, defined once in tests/helpers/fixtures.py
+from tests.helpers.fixtures import one_thread, small_stm  # noqa: E402,F401

@@ -2,34 +2,17 @@
 import ast
 import difflib
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Set
 
 import yaml
 from yacs.config import CfgNode
 
 from libs.config.defaults import defaults
+from libs.config.validate import validate
 from libs.errors import VOSError
 
-# fixed choices; `arch`, `valset` and `trainset` are checked against the registries (see _check_registered)
-CHOICES: Dict[str, Sequence[str]] = {
-    "data_backend": ("PIL", "DALI"),
-    "solver": ("adam", "sgd"),
-    "mode": ("mask", "recurrent", "threshold"),
-    "loss": ("ce", "iou", "both"),
-    "cycle_frames": ("highest_object", "all_objects"),
-    "colour_jitter": ("original", "mid_grey"),
-    "save_indexed_format": ("index", "segmentation", "heatmap", "mask"),
-    "runtime": ("torch", "onnxruntime"),
-    "onnx_provider": ("cpu", "cuda", "tensorrt"),
-}
 # keys that accept a single value where the default is a list (the original allowed both)
 SCALAR_OR_LIST = ("trainset", "datafreq", "max_skip", "milestone")
-NON_NEGATIVE = ("max_memory_frames", "loop", "workers", "correction_rate", "weight_decay",
-                "max_skip_cap", "epochs", "seed", "max_minutes", "keep_checkpoints",
-                "progress_every_s", "checkpoint_every_steps", "max_bad_samples", "max_nonfinite_steps")
-POSITIVE = ("batch_videos", "save_freq", "keydim", "valdim", "sampled_frames", "samples_per_video", "train_batch",
-            "iter_size", "epochs_per_increment", "epoch_per_test", "max_training_obj", "learning_rate",
-            "max_upload_mb", "max_pixels", "max_sessions", "session_idle_minutes")
 
 
 def get_cfg() -> CfgNode:
@@ -37,25 +20,26 @@ def get_cfg() -> CfgNode:
     return defaults()
 
 
+Adjust = Callable[[CfgNode, Set[str]], None]
+
+
 def load_cfg(cfg_file: Optional[str] = None, opts: Optional[List[str]] = None,
-             adjust: Optional[Callable[[CfgNode], None]] = None) -> CfgNode:
-    """Defaults, then `cfg_file`, then `opts` (`KEY VAL` pairs); validated, then `adjust`ed (e.g. model
-    keys taken from a checkpoint) and validated again; frozen."""
+             adjust: Optional[Adjust] = None) -> CfgNode:
+    """Defaults, then `cfg_file`, then `opts` (`KEY VAL` pairs), then `adjust(cfg, given)` (e.g. model keys
+    taken from a checkpoint; `given`: the keys the file or the options set); validated once; frozen."""
     cfg = get_cfg()
-    if cfg_file:
-        merge_file(cfg, cfg_file)
+    given = merge_file(cfg, cfg_file) if cfg_file else set()
     if opts:
-        merge_opts(cfg, opts)
-    validate(cfg)
+        given |= merge_opts(cfg, opts)
     if adjust is not None:
-        adjust(cfg)
-        validate(cfg)
+        adjust(cfg, given)
+    validate(cfg)
     cfg.freeze()
     return cfg
 
 
-def merge_file(cfg: CfgNode, path: str) -> None:
-    """Merge the top-level keys of a YAML file into `cfg`."""
+def merge_file(cfg: CfgNode, path: str) -> Set[str]:
+    """Merge the top-level keys of a YAML file into `cfg`; returns the keys it set."""
     if not os.path.isfile(path):
         raise VOSError(f"config file {path!r} not found (pass --cfg config.yaml, or leave --cfg out for the defaults)")
     try:
@@ -67,6 +51,7 @@ def merge_file(cfg: CfgNode, path: str) -> None:
         raise VOSError(f"config file {path!r} must hold `key: value` lines at the top level")
     for key, value in data.items():
         _set(cfg, str(key), value, f"in {path}")
+    return {str(key) for key in data}
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:
@@ -76,19 +61,21 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
 
 
-def merge_opts(cfg: CfgNode, opts: List[str]) -> None:
-    """Merge command-line `KEY VAL` pairs into `cfg` (values parsed as Python/YAML literals)."""
+def merge_opts(cfg: CfgNode, opts: List[str]) -> Set[str]:
+    """Merge command-line `KEY VAL` pairs into `cfg` (values parsed as Python/YAML literals); returns the keys."""
     if len(opts) % 2:
         raise VOSError(f"options must be KEY VAL pairs, got an odd number of items: {' '.join(opts)}")
     for key, text in zip(opts[0::2], opts[1::2]):
         _set(cfg, key, _parse_literal(text), "on the command line")
+    return set(opts[0::2])
 
 
-def merge_values(cfg: CfgNode, values: Dict[str, Any], where: str) -> None:
+def merge_values(cfg: CfgNode, values: Dict[str, Any], where: str) -> Set[str]:
     """Merge Python values (e.g. `loop=0, input_size=(48, 84)` from the Python API) into `cfg`, checked
-    like the command line's `KEY VAL` pairs."""
+    like the command line's `KEY VAL` pairs; returns the keys."""
     for key, value in values.items():
         _set(cfg, key, value, where)
+    return set(values)
 
 
 def _parse_literal(text: str) -> Any:
@@ -136,8 +123,7 @@ def _coerce_scalar(key: str, default: Any, value: Any, where: str) -> Any:
     elif key == "video_path" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)             # a camera index: `video_path 0`
     elif isinstance(default, str) and key in ("initial", "resume", "video_path", "mask_path", "data_root",
-                                              "checkpoint", "output_dir", "backbone_weights", "allowed_dir",
-                                              "onnx_dir") and value is None:
+                                              "checkpoint", "output_dir", "backbone_weights", "allowed_dir") and value is None:
         return ""
     raise _type_error(key, default, value, where)
 
@@ -146,74 +132,3 @@ def _type_error(key: str, default: Any, value: Any, where: str) -> VOSError:
     """The error for a value of the wrong type."""
     return VOSError(f"config key {key!r} {where} expects {type(default).__name__} like {default!r}, "
                     f"got {value!r} ({type(value).__name__})")
-
-
-def validate(cfg: CfgNode) -> None:
-    """Check choices and ranges; raises a VOSError naming the key and the allowed values."""
-    for key, allowed in CHOICES.items():
-        if cfg[key] not in allowed:
-            raise VOSError(f"config key {key!r} must be one of {', '.join(allowed)}; got {cfg[key]!r}")
-    for key in POSITIVE:
-        if cfg[key] <= 0:
-            raise VOSError(f"config key {key!r} must be positive; got {cfg[key]!r}")
-    for key in NON_NEGATIVE:
-        if cfg[key] < 0:
-            raise VOSError(f"config key {key!r} must be >= 0; got {cfg[key]!r}")
-    if len(cfg.input_size) != 2 or min(cfg.input_size) < 16:
-        raise VOSError(f"config key 'input_size' must be [height, width], each >= 16; got {list(cfg.input_size)}")
-    if not 0 <= cfg.port <= 65535:
-        raise VOSError(f"config key 'port' must be a TCP port 0..65535 (0: any free port); got {cfg.port!r}")
-    if cfg.max_frames < 2:
-        raise VOSError(f"config key 'max_frames' must be at least 2 (a video needs 2 frames); got {cfg.max_frames!r}")
-    if cfg.token and (len(cfg.token) < 16 or not cfg.token.isprintable() or " " in cfg.token):
-        raise VOSError("config key 'token' must be at least 16 printable characters without spaces (or '' for "
-                       "a random one)")
-    if not all(isinstance(h, str) and h.strip() for h in cfg.allowed_hosts):
-        raise VOSError(f"config key 'allowed_hosts' must be a list of host names; got {list(cfg.allowed_hosts)}")
-    if len(cfg.momentum) != 2:
-        raise VOSError(f"config key 'momentum' must hold two numbers (Adam betas); got {list(cfg.momentum)}")
-    if len(cfg.datafreq) != len(cfg.trainset) or len(cfg.max_skip) != len(cfg.trainset):
-        raise VOSError(f"trainset ({len(cfg.trainset)} entries), datafreq ({len(cfg.datafreq)}) and "
-                       f"max_skip ({len(cfg.max_skip)}) must be lists of the same length")
-    if cfg.compile and not cfg.fast_inference:
-        raise VOSError("config key 'compile' True needs 'fast_inference' True (it compiles the fast path's "
-                       "steps); add fast_inference True or set compile False")
-    if not cfg.valset:
-        raise VOSError("config key 'valset' must name a data set, e.g. DAVIS17")
-    if cfg.runtime == "onnxruntime":
-        _check_onnxruntime(cfg)
-    _check_registered(cfg)
-
-
-def _check_onnxruntime(cfg: CfgNode) -> None:
-    """runtime onnxruntime runs exported graphs: a folder of them, no gradients, a bounded memory."""
-    if not cfg.onnx_dir:
-        raise VOSError("runtime onnxruntime needs onnx_dir: the folder export.py wrote "
-                       "(python3 export.py --cfg config.yaml initial model.pth onnx_dir exported/)")
-    if cfg.loop > 0:
-        raise VOSError(f"runtime onnxruntime supports loop 0 only (the correction needs gradients; got loop "
-                       f"{cfg.loop}): add loop 0, or use runtime torch")
-    if cfg.compile:
-        raise VOSError("config key 'compile' True needs runtime torch (it compiles PyTorch steps); set compile False")
-    if cfg.max_memory_frames == 0:
-        raise VOSError("runtime onnxruntime needs a bounded memory: set max_memory_frames to the value the graphs "
-                       "of onnx_dir were exported with (export.py's manifest.json: slots - 1)")
-
-
-def _check_registered(cfg: CfgNode) -> None:
-    """`arch` must be a registered backbone, `valset` and each `trainset` entry registered data sets."""
-    import libs.dataset  # noqa: F401  (registers the built-in data sets and those imported with them)
-    import libs.models  # noqa: F401  (registers the built-in backbones and those imported with them)
-    from libs.dataset.registry import known_datasets
-    from libs.models.backbone import known_backbones
-
-    archs = known_backbones()
-    if cfg.arch not in archs:
-        raise VOSError(f"config key 'arch' must be one of {', '.join(archs)}; got {cfg.arch!r} (a new backbone "
-                       "is one class plus a register_backbone line, see DATASET.md)")
-    names = known_datasets()
-    for key, values in (("valset", [cfg.valset]), ("trainset", list(cfg.trainset))):
-        for value in values:
-            if value not in names:
-                raise VOSError(f"config key {key!r}: unknown data set {value!r}; known data sets: {', '.join(names)} "
-                               "(register a custom one with @register_dataset, see DATASET.md)")

@@ -9,10 +9,13 @@ _C.trainset = ["DAVIS17", "VOS"]    # training data sets (registered names), mix
 _C.valset = "DAVIS17"              # data set run by test.py and by validation during training
 _C.valsplit = "val"                # split of valset ('val' for DAVIS, mapped to 'valid' for YouTube-VOS)
 _C.datafreq = [5, 1]               # how many times each training data set is repeated per epoch
-_C.input_size = (240, 427)         # network input (H, W): frames are resized to fit and padded
+_C.input_size = (240, 427)         # network input (H, W): frames are resized to fit and padded; test.py,
+                                   # the demo, the app and the API take a train.py checkpoint's own size
+                                   # when neither the --cfg file nor the options set one
 _C.sampled_frames = 3              # frames per training clip
 _C.max_skip = [5, 3]               # initial largest gap between sampled frames, per training data set
-_C.max_skip_increment = 5          # max_skip grows by this much every epochs_per_increment epochs
+                                   # (1..max_skip_cap each)
+_C.max_skip_increment = 5          # max_skip grows by this much every epochs_per_increment epochs (>= 0)
 _C.max_skip_cap = 100              # largest value the max_skip curriculum reaches
 _C.samples_per_video = 1           # clips sampled per video and epoch
 _C.max_training_obj = 5            # at most this many objects are sampled per training clip
@@ -32,13 +35,14 @@ _C.save_freq = 5                   # a frame joins the stored memory every save_
 _C.max_memory_frames = 0           # bound on stored memory frames (0 = unbounded, as the original; the
                                    # demo on live input bounds it to 20 then, and says so)
 _C.epochs_per_increment = 5        # max_skip grows every this many epochs
-_C.split_k = 3                     # unused (accepted so original config files load)
+_C.split_k = 3                     # unused (accepted so original config files load; another value logs
+                                   # one line "ignored: ...")
 
 # ----------------------------------------------------------------- training
 _C.epochs = 240
 _C.train_batch = 1                 # clips per GPU (per process) and step
 _C.learning_rate = 0.00001
-_C.gamma = 0.1                     # learning rate factor at each milestone
+_C.gamma = 0.1                     # learning rate factor at each milestone, in (0, 1]
 _C.momentum = (0.9, 0.999)         # Adam betas; the first entry is SGD's momentum
 _C.solver = "adam"                 # 'adam' or 'sgd'
 _C.weight_decay = 5e-4
@@ -48,12 +52,12 @@ _C.loss = "both"                   # 'ce' (bootstrapped cross entropy), 'iou' or
 _C.mode = "recurrent"              # memory of the forward pass: 'mask' | 'recurrent' | 'threshold';
                                    # 'recurrent' reproduces the released models (the original's loop
                                    # ignored this key and always memorised its own prediction)
-_C.iou_threshold = 0.65            # 'threshold' mode: own prediction used when its IoU exceeds this
+_C.iou_threshold = 0.65            # 'threshold' mode: own prediction used when its IoU exceeds this (0..1)
 _C.cycle_frames = "highest_object" # later frames whose backward-cycle loss counts: 'highest_object' those
                                    # whose truth shows the clip's highest object id (the original),
                                    # 'all_objects' only those showing every object
-_C.alpha = 1.25                    # unused (accepted so original config files load)
-_C.lambdas = [1.0, 0.4]            # unused (accepted so original config files load)
+_C.alpha = 1.25                    # unused (as split_k)
+_C.lambdas = [1.0, 0.4]            # unused (as split_k)
 _C.amp = False                     # bf16 autocast (GPU; on a CPU only worth it with bf16 instructions)
 _C.freeze_bn = True                # keep batch-norm statistics fixed while training (the original);
                                    # False learns them (useful from random init, e.g. the quickstart)
@@ -74,7 +78,7 @@ _C.fast_training = False           # training step reads the memory with scaled_
 # ----------------------------------------------------------------- testing
 _C.epoch_per_test = 1              # validate every this many epochs
 _C.correction_rate = 150.0         # step size of the test-time gradient correction
-_C.correction_momentum = 0.9       # unused (accepted so original config files load)
+_C.correction_momentum = 0.9       # unused (as split_k)
 _C.loop = 10                       # correction iterations every save_freq frames (0 = off)
 _C.fast_inference = False          # frozen copy of the model (batch norm folded, channels-last),
                                    # preallocated memory bank, SDPA memory read, a correction that
@@ -110,7 +114,7 @@ _C.show = False                    # demo, live input: show each result in a win
                                    # OpenCV with GUI support; q or Esc stops, as Ctrl-C does)
 _C.write_results = True            # demo, live input: write masks, overlays and overlay.mp4 (False: only
                                    # show them; needs show True)
-_C.gpu_id = 0                      # CUDA device index; -1 runs on the CPU
+_C.gpu_id = 0                      # CUDA device index (>= 0); -1 runs on the CPU
 _C.workers = 1                     # data loader (and scoring) worker processes; at most one per CPU core
 _C.progress_every_s = 30.0         # train.py: seconds between progress lines when output is not a terminal
 _C.save_indexed_format = "index"   # 'index' | 'segmentation' | 'heatmap' | 'mask'
@@ -133,8 +137,9 @@ _C.max_sessions = 8                # sessions (browser tabs) held in memory; the
 _C.session_idle_minutes = 60.0     # a session no page asked about for this long is dropped from memory
 
 # ----------------------------------------------------------------- distributed (torchrun sets the rest)
-_C.multi_gpu_ids = [0, 1, 2, 3]    # unused: torchrun decides the devices
-_C.backend = "nccl"                # process group backend on GPUs ('gloo' is used on the CPU)
+_C.multi_gpu_ids = [0, 1, 2, 3]    # unused (as split_k): torchrun decides the devices
+_C.backend = "nccl"                # process group backend on GPUs: nccl | gloo | mpi | ucc ('gloo' is
+                                   # used on the CPU)
 _C.init_method = "env://"          # process group initialisation
 
 

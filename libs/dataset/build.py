@@ -16,7 +16,7 @@ from libs.errors import VOSError
 
 def build_eval_dataset(cfg: CfgNode) -> EvaluationSet:
     """The reader of `valset` / `valsplit` under `data_root`; it must implement the evaluation-set contract."""
-    cls = get_dataset_class(cfg.valset)
+    cls = get_dataset_class(cfg.valset, "valset")
     dataset = cls(os.path.join(check_data_root(cfg.data_root), cls.subdir), cfg.valsplit)
     if not isinstance(dataset, EvaluationSet):
         missing = [m for m in ("root", "split", "videos", "merge_objects", "results_subdir", "scoring")
@@ -43,11 +43,19 @@ def trainable_videos(videos: List[Video]) -> List[Video]:
     return videos
 
 
+def check_dataset_names(cfg: CfgNode) -> None:
+    """A VOSError listing the registered data sets when `valset` or a `trainset` entry is unknown (train.py
+    calls it before any work: validation runs only after the first epoch)."""
+    get_dataset_class(cfg.valset, "valset")
+    for name in cfg.trainset:
+        get_dataset_class(name, "trainset")
+
+
 def build_train_dataset(cfg: CfgNode):
     """The training clips of every `trainset` entry, mixed by `datafreq` (split 'train')."""
     parts = []
     for name, skip in zip(cfg.trainset, cfg.max_skip):
-        cls = get_dataset_class(name)
+        cls = get_dataset_class(name, "trainset")
         reader = cls(os.path.join(check_data_root(cfg.data_root), cls.subdir), "train")
         videos = trainable_videos(reader.videos)
         transform = build_train_transforms(cfg.input_size, cfg.max_training_obj,

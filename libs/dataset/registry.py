@@ -24,9 +24,11 @@ def known_datasets() -> List[str]:
     return sorted(_DATASETS)
 
 
-def get_dataset_class(name: str) -> type:
-    """The class registered as `name`; an unknown name raises a VOSError listing the known ones."""
+def get_dataset_class(name: str, key: str = "") -> type:
+    """The class registered as `name`; an unknown name raises a VOSError listing the known ones (and naming
+    the config `key` that gave it)."""
     if name not in _DATASETS:
-        raise VOSError(f"unknown data set {name!r}; known data sets: {', '.join(known_datasets())} "
+        where = f"config key {key!r}: " if key else ""
+        raise VOSError(f"{where}unknown data set {name!r}; known data sets: {', '.join(known_datasets())} "
                        "(register a custom one with @register_dataset, see DATASET.md)")
     return _DATASETS[name]

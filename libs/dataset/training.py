@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from libs.dataset.base import Video
 from libs.dataset.sampler import ClipSampler
 from libs.dataset.static import StaticClipSynth, mask_to_labels
-from libs.dataset.transforms import cover_size
+from libs.dataset.geometry import cover_size
 from libs.errors import VOSError
 from libs.io import read_frame, read_mask
 
@@ -85,8 +85,9 @@ class _ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.videos) * self.samples_per_video
 
-    def set_epoch(self, epoch: int, epochs_per_increment: Optional[int] = None) -> None:
-        """Select the epoch whose clips `__getitem__` returns."""
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose clips `__getitem__` returns (the max_skip curriculum moves separately:
+        libs.training.curriculum)."""
         self.epoch = int(epoch)
 
     def _draw(self, video: Video, rng: np.random.Generator) -> Tuple[List[np.ndarray], List[np.ndarray]]:
@@ -152,20 +153,6 @@ class TrainClipDataset(_ClipDataset):
             if len(video.annotations) < sampler.sampled_frames:
                 raise VOSError(f"{name} video {video.name!r} has {len(video.annotations)} annotated frames, fewer "
                                f"than sampled_frames={sampler.sampled_frames}; lower sampled_frames or remove it")
-
-    def set_epoch(self, epoch: int, epochs_per_increment: Optional[int] = None) -> None:
-        """Select the epoch; with `epochs_per_increment` also move the max_skip curriculum to it."""
-        super().set_epoch(epoch)
-        if epochs_per_increment is not None:
-            self.sampler.set_epoch(epoch, epochs_per_increment)
-
-    def state_dict(self) -> Dict[str, int]:
-        """The sampler's curriculum state, for checkpoints."""
-        return self.sampler.state_dict()
-
-    def load_state_dict(self, state: Dict[str, int]) -> None:
-        """Restore the curriculum state saved by `state_dict`."""
-        self.sampler.load_state_dict(state)
 
     def choose(self, video: Video, rng: np.random.Generator) -> List[int]:
         """Frame indices of one clip: `sampled_frames` annotated frames chosen by the sampler."""
@@ -245,26 +232,15 @@ class MixedDataset(Dataset):
         item, bad = replace_bad(self.item, idx, len(self), self.seed, self.epoch)
         return {**item, "bad": bad}
 
-    def set_epoch(self, epoch: int, epochs_per_increment: Optional[int] = None) -> None:
-        """Forward `set_epoch` to every data set that has one."""
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch of every part's clips (and of the replacements of unreadable ones)."""
         self.epoch = int(epoch)
         for dataset in self.datasets:
-            if hasattr(dataset, "set_epoch"):
-                dataset.set_epoch(epoch, epochs_per_increment)
+            dataset.set_epoch(epoch)
 
-    def state_dict(self) -> Dict[str, Dict[str, int]]:
-        """Curriculum state per data set name (for checkpoints: max_skip per data set)."""
-        return {d.name: d.state_dict() for d in self.datasets if hasattr(d, "state_dict")}
-
-    def load_state_dict(self, state: Dict[str, Dict[str, int]]) -> None:
-        """Restore the per-data-set states saved by `state_dict`; a missing data set is a VOSError."""
-        for dataset in self.datasets:
-            if not hasattr(dataset, "load_state_dict"):
-                continue
-            if dataset.name not in state:
-                raise VOSError(f"checkpoint has no sampler state for training data set {dataset.name} "
-                               f"(it has {', '.join(sorted(state)) or 'none'}); train it from the start")
-            dataset.load_state_dict(state[dataset.name])
+    def clip_samplers(self) -> Dict[str, ClipSampler]:
+        """The frame sampler of each video training set by name (their max_skip is the curriculum)."""
+        return {d.name: d.sampler for d in self.datasets if isinstance(d, TrainClipDataset)}
 
 
 def build_mixed_dataset(datasets: List[Dataset], datafreq: List[int]) -> MixedDataset:

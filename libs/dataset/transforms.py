@@ -1,14 +1,17 @@
 """Paired training augmentation of a clip: one set of random parameters for all frames and masks.
 
-Every step is a small class whose `__call__(frames, masks)` returns `(frames, masks)`. A random step
-draws its parameters in one method (`draw_params`), which the DALI backend's planner
-(libs.dataset.dali_plan) calls too: both backends augment a clip with the same parameters. Between steps
+Every step is one class, described once for both data backends: `__call__(frames, masks)` applies it to
+the clip's tensors (data_backend PIL) and returns `(frames, masks)`; `plan(draft, masks)` adds it to the
+plan of the clip that the DALI graph applies (data_backend DALI, libs/dataset/dali/draft.py); a random
+step draws its parameters in one method (`draw_params`) that both call, in the same order, so both
+backends augment a clip with the same parameters. A step without a `plan` runs only with PIL. Between steps
 a clip is a `tv_tensors.Image` [T, 3, H, W] and a `tv_tensors.Mask` [T, H, W] of label ids, so one
 torchvision.transforms.v2 call draws one set of parameters and applies it to every frame and mask
 (masks are always resampled with nearest neighbour). Randomness comes from torch's global generator,
-which the data sets seed per clip.
+which the data sets seed per clip. The geometric steps are in libs/dataset/geometry.py, the `Step` base
+in libs/dataset/step.py; this module composes them (`build_train_transforms`).
 """
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -16,31 +19,23 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from libs.dataset.dali.draft import PlanDraft, unsupported
+from libs.dataset.geometry import (Paired, RandomCropKeepSize, RandomCropVisible, ResizePad, ShrinkToCover,
+                                   TransposePortrait)
+from libs.dataset.step import ArrayClip, Clip, Step, uniform
 from libs.errors import VOSError
 from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD, VOID_LABEL
 
-Clip = Tuple[tv_tensors.Image, tv_tensors.Mask]
-ArrayClip = Union[np.ndarray, Sequence[np.ndarray]]
+__all__ = ["ClipTransform", "ColourJitter", "Normalize", "Paired", "RandomCropKeepSize", "RandomCropVisible",
+           "ResizePad", "SelectObjects", "ShrinkToCover", "ToClipTensors", "ToFloat", "TransposePortrait",
+           "VoidToBackground", "build_train_transforms", "choose_objects", "geometric_steps", "one_hot"]
 
 
-def _uniform(low: float, high: float) -> float:
-    """A uniform float in [low, high) from torch's global generator."""
-    return float(torch.empty(()).uniform_(low, high))
-
-
-def _resize(frames: torch.Tensor, masks: torch.Tensor, size: Sequence[int]) -> Clip:
-    """Frames resized bilinearly (no antialiasing, like cv2 at test time), masks nearest, to `size` (H, W).
-
-    Masks use NEAREST_EXACT, which samples at pixel centres as bilinear does; plain NEAREST would
-    shift them by up to a pixel against the frames.
-    """
-    out_frames = F.resize(tv_tensors.Image(frames), list(size), antialias=False)
-    out_masks = F.resize(tv_tensors.Mask(masks), list(size), interpolation=v2.InterpolationMode.NEAREST_EXACT)
-    return tv_tensors.Image(out_frames), tv_tensors.Mask(out_masks)
-
-
-class ToClipTensors:
+class ToClipTensors(Step):
     """Stack frames ([H, W, 3] uint8 each) and masks ([H, W] label ids each) into one clip."""
+
+    def plan(self, draft: PlanDraft, masks: Sequence[np.ndarray]) -> None:
+        """DALI decodes the frames itself."""
 
     def __call__(self, frames: ArrayClip, masks: ArrayClip) -> Clip:
         images = [np.asarray(frame) for frame in frames]
@@ -56,101 +51,22 @@ class ToClipTensors:
         return tv_tensors.Image(stacked.contiguous()), tv_tensors.Mask(stacked_masks)
 
 
-class TransposePortrait:
-    """Clips taller than wide are transposed (rows become columns) to landscape, as the original's training
-    transform did before any other step; landscape and square clips pass unchanged."""
-
-    def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
-        if frames.shape[-2] <= frames.shape[-1]:
-            return frames, masks
-        return (tv_tensors.Image(frames.transpose(-1, -2).contiguous()),   # [T, 3, W, H]
-                tv_tensors.Mask(masks.transpose(-1, -2).contiguous()))     # [T, W, H]
-
-
-class VoidToBackground:
+class VoidToBackground(Step):
     """Pixels labelled void (255) become background (0), as in the original training code."""
+
+    def plan(self, draft: PlanDraft, masks: Sequence[np.ndarray]) -> None:
+        """Void leaves the plan's masks (SelectObjects never keeps it)."""
+        draft.void_cleared = True
 
     def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
         return frames, tv_tensors.Mask(torch.where(masks == VOID_LABEL, 0, masks).to(torch.uint8))
 
 
-# torchvision transforms whose draw Paired makes itself (the same draws as their own forward), so that
-# the DALI planner can take the parameters from `Paired.draw_params`
-_DRAWN = (v2.RandomAffine, v2.RandomHorizontalFlip)
-
-
-class Paired:
-    """Run one torchvision v2 transform on the whole clip: one parameter draw for all frames and masks."""
-
-    def __init__(self, transform: v2.Transform) -> None:
-        self.transform = transform
-
-    def draw_params(self, size: Sequence[int]) -> Optional[Dict[str, Any]]:
-        """The transform's parameters for a clip of `size` (H, W), drawn from torch's global generator as
-        its own forward draws them; None when a random flip is not applied. Only for the `_DRAWN` types."""
-        if isinstance(self.transform, v2.RandomHorizontalFlip) and bool(torch.rand(1) >= self.transform.p):
-            return None
-        return self.transform.make_params([tv_tensors.Image(torch.empty((0, *size), dtype=torch.uint8))])
-
-    def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
-        if type(self.transform) not in _DRAWN:
-            return self.transform(frames, masks)
-        params = self.draw_params(tuple(frames.shape[-2:]))
-        if params is None:
-            return frames, masks
-        return self.transform.transform(frames, params), self.transform.transform(masks, params)
-
-
-class RandomCropKeepSize:
-    """Cut 0..max_fraction of the size from each border, then resize back to the original size."""
-
-    def __init__(self, max_fraction: float = 0.1) -> None:
-        self.max_fraction = max_fraction
-
-    def draw_params(self, height: int, width: int) -> Tuple[int, int, int, int]:
-        """(top, left, height, width) of the kept window of a (height, width) clip."""
-        top, bottom = (int(_uniform(0, self.max_fraction) * height) for _ in range(2))
-        left, right = (int(_uniform(0, self.max_fraction) * width) for _ in range(2))
-        return top, left, max(height - top - bottom, 1), max(width - left - right, 1)
-
-    def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
-        height, width = frames.shape[-2:]
-        top, left, cut_h, cut_w = self.draw_params(height, width)
-        frames = F.crop(frames, top, left, cut_h, cut_w)   # [T, 3, h, w]
-        masks = F.crop(masks, top, left, cut_h, cut_w)     # [T, h, w]
-        return _resize(frames, masks, (height, width))
-
-
-class ShrinkToCover:
-    """Shrink (never enlarge) to the smallest size that still covers `size` (H, W), keeping the aspect.
-
-    Run before the geometric augmentation when the clip is later resized to fit `size`: the output
-    keeps its resolution while every later step touches far fewer pixels.
-    """
-
-    def __init__(self, size: Sequence[int]) -> None:
-        self.size = (int(size[0]), int(size[1]))
-
-    def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
-        new_size = cover_size(frames.shape[-2], frames.shape[-1], self.size)
-        if new_size is None:
-            return frames, masks
-        shrunk = F.resize(frames, list(new_size), antialias=True)   # [T, 3, h, w]
-        labels = F.resize(masks, list(new_size), interpolation=v2.InterpolationMode.NEAREST_EXACT)
-        return tv_tensors.Image(shrunk), tv_tensors.Mask(labels)
-
-
-def cover_size(height: int, width: int, size: Sequence[int]) -> Optional[Tuple[int, int]]:
-    """The smallest (h, w) with the aspect of (height, width) that still covers `size` (H, W); None when
-    (height, width) must not shrink (it already is that small)."""
-    scale = max(size[0] / height, size[1] / width)
-    if scale >= 1.0:
-        return None
-    return max(round(height * scale), int(size[0])), max(round(width * scale), int(size[1]))
-
-
-class ToFloat:
+class ToFloat(Step):
     """uint8 frames in 0..255 become float32 in [0, 1]."""
+
+    def plan(self, draft: PlanDraft, masks: Sequence[np.ndarray]) -> None:
+        """The DALI graph works in floats."""
 
     def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
         return tv_tensors.Image(frames.to(torch.float32) / 255.0), masks
@@ -159,7 +75,7 @@ class ToFloat:
 JITTERS = ("original", "mid_grey")
 
 
-class ColourJitter:
+class ColourJitter(Step):
     """Same contrast factor and additive brightness for every frame of the clip.
 
     `centre` is the value the contrast factor scales around (0: the pixel values are multiplied, as the
@@ -181,66 +97,17 @@ class ColourJitter:
 
     def draw_params(self) -> Tuple[float, float]:
         """(contrast factor, brightness shift) of one clip."""
-        return _uniform(*self.contrast), _uniform(-self.brightness, self.brightness)
+        return uniform(*self.contrast), uniform(-self.brightness, self.brightness)
 
     def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
         factor, shift = self.draw_params()
         jittered = (frames - self.centre) * factor + self.centre + shift   # [T, 3, H, W]
         return tv_tensors.Image(jittered.clamp(0.0, 1.0) if self.clamp else jittered), masks
 
-
-def fit_size(height: int, width: int, size: Sequence[int]) -> Tuple[int, int]:
-    """The (h, w) with the aspect of (height, width) that fits `size` (H, W), truncated as at test time."""
-    scale = min(size[0] / height, size[1] / width)
-    return min(max(int(height * scale), 1), size[0]), min(max(int(width * scale), 1), size[1])
-
-
-class ResizePad:
-    """Resize to fit `size` (H, W) keeping the aspect ratio, then pad evenly with zeros to exactly `size`."""
-
-    def __init__(self, size: Sequence[int]) -> None:
-        self.size = (int(size[0]), int(size[1]))
-
-    def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
-        new_h, new_w = fit_size(frames.shape[-2], frames.shape[-1], self.size)
-        frames, masks = _resize(frames, masks, (new_h, new_w))
-        top, left = (self.size[0] - new_h) // 2, (self.size[1] - new_w) // 2
-        padding = [left, top, self.size[1] - new_w - left, self.size[0] - new_h - top]
-        return F.pad(frames, padding, fill=0), F.pad(masks, padding, fill=0)
-
-
-class RandomCropVisible:
-    """Random `size` (H, W) window (upscaling first if needed) in which the first frame shows an object."""
-
-    def __init__(self, size: Sequence[int], tries: int = 20) -> None:
-        self.size = (int(size[0]), int(size[1]))
-        self.tries = tries
-
-    def _window(self, first_mask: torch.Tensor) -> Tuple[int, int]:
-        """Top-left corner of a window that contains an object pixel of `first_mask` [H, W] when possible."""
-        height, width = first_mask.shape
-        top = left = 0
-        for _ in range(self.tries):
-            top = int(torch.randint(0, height - self.size[0] + 1, ()))
-            left = int(torch.randint(0, width - self.size[1] + 1, ()))
-            if bool((first_mask[top:top + self.size[0], left:left + self.size[1]] > 0).any()):
-                return top, left
-        points = torch.nonzero(first_mask > 0)   # [N, 2]: fall back to centring on a random object pixel
-        if len(points) == 0:
-            return top, left
-        y, x = (int(v) for v in points[int(torch.randint(0, len(points), ()))])
-        top = min(max(y - self.size[0] // 2, 0), height - self.size[0])
-        left = min(max(x - self.size[1] // 2, 0), width - self.size[1])
-        return top, left
-
-    def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
-        height, width = frames.shape[-2:]
-        scale = max(self.size[0] / height, self.size[1] / width, 1.0)
-        if scale > 1.0:
-            new_size = (max(round(height * scale), self.size[0]), max(round(width * scale), self.size[1]))
-            frames, masks = _resize(frames, masks, new_size)
-        top, left = self._window(masks[0])
-        return (F.crop(frames, top, left, *self.size), F.crop(masks, top, left, *self.size))
+    def plan(self, draft: PlanDraft, masks: Sequence[np.ndarray]) -> None:
+        """The plan's contrast, brightness, centre and clamp."""
+        draft.contrast, draft.shift = self.draw_params()
+        draft.centre, draft.clamp = self.centre, self.clamp
 
 
 def choose_objects(present: List[int], max_objects: int, random: bool = True) -> List[int]:
@@ -253,7 +120,7 @@ def choose_objects(present: List[int], max_objects: int, random: bool = True) ->
     return sorted(present[int(i)] for i in picked)
 
 
-class SelectObjects:
+class SelectObjects(Step):
     """Keep at most `max_objects` of the objects visible in the first frame, relabelled 1..k.
 
     Objects absent from the first frame are cleared from every frame. With `random` a random subset
@@ -277,9 +144,22 @@ class SelectObjects:
             lookup[old_id] = new_id
         return frames, tv_tensors.Mask(lookup[masks.long()])  # [T, H, W]
 
+    def plan(self, draft: PlanDraft, masks: Sequence[np.ndarray]) -> None:
+        """The plan's relabelling, drawn from the objects of the first mask as the plan's geometry leaves it."""
+        if not draft.fitted:
+            raise unsupported(self, " before ResizePad")
+        present = self.draw_params([int(i) for i in np.unique(draft.first_mask(masks)) if i != 0])
+        draft.lookup = np.zeros(256, np.uint8)
+        for new_id, old_id in enumerate(present, start=1):
+            draft.lookup[old_id] = new_id
+        draft.num_objects = len(present)
 
-class Normalize:
+
+class Normalize(Step):
     """Frames in [0, 1] normalised with the ImageNet mean and standard deviation."""
+
+    def plan(self, draft: PlanDraft, masks: Sequence[np.ndarray]) -> None:
+        """The DALI graph normalises every clip."""
 
     def __call__(self, frames: tv_tensors.Image, masks: tv_tensors.Mask) -> Clip:
         return tv_tensors.Image(F.normalize(frames, list(IMAGENET_MEAN), list(IMAGENET_STD))), masks

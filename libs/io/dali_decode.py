@@ -21,7 +21,7 @@ import torch
 from libs.errors import VOSError
 from libs.io.images import read_frame
 from libs.io.video import read_video_frames
-from libs.utils.dali import error_reason, require_dali
+from libs.dataset.dali.available import error_reason, require_dali
 
 log = logging.getLogger(__name__)
 CPU_VIDEO_CODECS = {"MJPG": "MJPEG", "VP80": "VP8", "VP90": "VP9"}       # OpenCV FOURCC -> codec

@@ -51,7 +51,8 @@ def channel_expansion(arch: str) -> int:
 
 def _lookup(arch: str) -> Tuple[Callable[..., nn.Module], object, int]:
     if arch not in _BACKBONES:
-        raise VOSError(f"unknown arch {arch!r}; known: {', '.join(sorted(_BACKBONES))}")
+        raise VOSError(f"config key 'arch' must be one of {', '.join(_BACKBONES)}; got {arch!r} (a new backbone "
+                       "is one class plus a register_backbone line, see DATASET.md)")
     return _BACKBONES[arch]
 
 

@@ -1,7 +1,7 @@
 """Checkpoint files: strict, weights_only loading and atomic saving in the released layout."""
 import os
 import pickle
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 import yaml
@@ -54,8 +54,9 @@ def _not_a_checkpoint(path: str) -> VOSError:
                     "or another kind of file); pass a .pth saved by train.py or a released STM-Cycle checkpoint")
 
 
-def stored_model_config(data: Dict[str, Any]) -> Dict[str, Any]:
-    """arch / keydim / valdim of the config a train.py checkpoint stores (its 'config' YAML); {} if none."""
+def stored_model_config(data: Dict[str, Any], keys: Sequence[str] = MODEL_KEYS) -> Dict[str, Any]:
+    """`keys` (default arch / keydim / valdim) of the config a train.py checkpoint stores (its 'config'
+    YAML), those it has; {} if none."""
     text = data.get("config")
     if not isinstance(text, str):
         return {}
@@ -63,7 +64,7 @@ def stored_model_config(data: Dict[str, Any]) -> Dict[str, Any]:
         stored = yaml.safe_load(text)
     except yaml.YAMLError:
         return {}
-    return {k: stored[k] for k in MODEL_KEYS if k in stored} if isinstance(stored, dict) else {}
+    return {k: stored[k] for k in keys if k in stored} if isinstance(stored, dict) else {}
 
 
 def shape_config(state: Dict[str, torch.Tensor]) -> Dict[str, Any]:

@@ -1,33 +1,32 @@
-"""What every command-line script shares: `--cfg FILE KEY VAL ...` parsing, the model keys a checkpoint
-carries, and one-line errors."""
+"""What every command-line script shares: `--cfg FILE KEY VAL ...` parsing, the model keys (and the
+training input size) a checkpoint carries, and one-line errors."""
 import argparse
 import logging
 import os
 import sys
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from yacs.config import CfgNode
 
-from libs.config import load_cfg
-from libs.engine.checkpointer import Checkpointer
+from libs.config import Adjust, load_cfg
 from libs.errors import VOSError
-from libs.models.checkpoint import read_checkpoint, stored_model_config
+from libs.models.checkpoint import MODEL_KEYS, read_checkpoint, stored_model_config
 
 log = logging.getLogger("config")
 KEYS_HELP = "Every key, with its default and what it does: libs/config/defaults.py"
 
 
 def parse_cfg(description: str, argv: Optional[List[str]] = None, examples: str = "",
-              keys: Sequence[Tuple[str, str]] = (), training: bool = False) -> CfgNode:
-    """Parse `--cfg FILE` and trailing `KEY VAL` pairs into a frozen, validated config whose model keys
-    (arch, keydim, valdim) follow the checkpoint to load (`resume`, else `initial` when `training`)."""
+              keys: Sequence[Tuple[str, str]] = (), adjust: Optional[Adjust] = None) -> CfgNode:
+    """Parse `--cfg FILE` and trailing `KEY VAL` pairs into a frozen, validated config; `adjust(cfg, given)`
+    runs before the validation (default `adopt_initial`: the `initial` checkpoint's model keys and size)."""
     parser = argparse.ArgumentParser(description=description, epilog=_epilog(examples, keys),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfg", default="", help="YAML config file (keys: libs/config/defaults.py)")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VAL pairs overriding the config")
     args = parser.parse_args(argv)
-    return load_cfg(args.cfg or None, args.opts, adjust=lambda cfg: adopt_checkpoint_model(cfg, training))
+    return load_cfg(args.cfg or None, args.opts, adjust=adjust or adopt_initial)
 
 
 def _epilog(examples: str, keys: Sequence[Tuple[str, str]]) -> str:
@@ -41,32 +40,38 @@ def _epilog(examples: str, keys: Sequence[Tuple[str, str]]) -> str:
     return "\n\n".join(parts)
 
 
-def weights_to_load(cfg: CfgNode, training: bool) -> str:
-    """The checkpoint whose weights the run loads: `resume` (auto: <checkpoint>/latest.pth) when training
-    and set, else `initial`; '' when none."""
-    if training and cfg.resume:
-        if cfg.resume == "auto":      # the file the trainer will load: latest.pth, else the newest epoch
-            return Checkpointer(cfg.checkpoint).latest()
-        return cfg.resume
-    return cfg.initial
+def adopt_initial(cfg: CfgNode, given: Set[str]) -> None:
+    """test.py, the demo, the app and the API: take arch / keydim / valdim from the `initial` checkpoint's
+    stored config, and its training input_size when neither the config file nor the options set one."""
+    if cfg.initial:
+        keys = MODEL_KEYS + (() if "input_size" in given else ("input_size",))
+        adopt_checkpoint_config(cfg, read_checkpoint(cfg.initial), cfg.initial, keys)
 
 
-def adopt_checkpoint_model(cfg: CfgNode, training: bool = False) -> None:
-    """Set arch / keydim / valdim to those stored in the checkpoint to load (train.py stores its config),
-    saying so in one line when they differ from the run's config."""
-    path = weights_to_load(cfg, training)
-    if not path:
-        return
-    stored = stored_model_config(read_checkpoint(path))
+def adopt_checkpoint_config(cfg: CfgNode, data: Dict[str, Any], path: str, keys: Sequence[str] = MODEL_KEYS,
+                            quiet: bool = False) -> None:
+    """Set `keys` to the values checkpoint `data` (read from `path`) stores in its config (train.py stores
+    it), saying so in one line (unless `quiet`) when they differ from the run's config."""
+    stored = {k: _like(cfg[k], v) for k, v in stored_model_config(data, keys).items()}
     differ = {k: v for k, v in stored.items() if cfg[k] != v}
-    if not differ:
-        return
-    theirs = ", ".join(f"{k} {v}" for k, v in differ.items())
-    ours = ", ".join(f"{k} {cfg[k]}" for k in differ)
-    _ensure_logging()
-    log.info("%s was trained with %s: using those (the config says %s)", path, theirs, ours)
+    if differ and not quiet:
+        theirs = ", ".join(f"{k} {_show(v)}" for k, v in differ.items())
+        ours = ", ".join(f"{k} {_show(cfg[k])}" for k in differ)
+        _ensure_logging()
+        log.info("%s was trained with %s: using %s (the config says %s)", path, theirs,
+                 "those" if len(differ) > 1 else "it", ours)
     for key, value in differ.items():
         cfg[key] = value
+
+
+def _like(current: Any, stored: Any) -> Any:
+    """A stored value in the type of the run's value (YAML gives lists where the config holds tuples)."""
+    return type(current)(stored) if isinstance(current, (list, tuple)) and isinstance(stored, (list, tuple)) else stored
+
+
+def _show(value: Any) -> str:
+    """[48, 84] for tuples and lists, else the value."""
+    return str(list(value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def _ensure_logging() -> None:

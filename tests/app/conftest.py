@@ -4,28 +4,16 @@ import os
 
 import numpy as np
 import pytest
-import torch
-import yaml
 
 from tests.app.browser import CHROMIUM, CHROMIUM_ARGS, Restartable, need_browser, stop_server
 
 from libs.io import read_mask
 from libs.dataset.synthetic import write_video_file
+from tests.helpers.models import save_tiny_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = {"arch": "resnet18", "keydim": 16, "valdim": 32}
 FRAMES = 10
 SIZE = (48, 80)                     # (H, W) of the generated video
-
-
-def save_tiny_checkpoint(path: str) -> str:
-    """A random resnet18 STM (keydim 16, valdim 32) saved with its config, as train.py saves them."""
-    from libs.models import STM
-
-    torch.manual_seed(0)
-    model = STM(TINY["arch"], TINY["keydim"], TINY["valdim"])
-    torch.save({"state_dict": model.state_dict(), "config": yaml.safe_dump(TINY)}, path)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -49,12 +37,12 @@ def app_config():
     """Builds the app's config as `demo/app.py --cfg demo/demo.yaml KEY VAL ...` does, for the tiny model:
     app_config(checkpoint, output_dir, allowed_dir, max_upload_mb, *more KEY VAL strings)."""
     from libs.config import load_cfg
-    from libs.runner.cli import adopt_checkpoint_model
+    from libs.runner.cli import adopt_initial
 
     def build(checkpoint: str, output_dir: str, allowed_dir: str, max_upload_mb: int = 1, *more: str):
         opts = ["initial", checkpoint, "input_size", "[32,64]", "loop", "0", "gpu_id", "-1", "output_dir",
                 output_dir, "allowed_dir", allowed_dir, "max_upload_mb", str(max_upload_mb), *more]
-        return load_cfg(os.path.join(ROOT, "demo", "demo.yaml"), opts, adjust=adopt_checkpoint_model)
+        return load_cfg(os.path.join(ROOT, "demo", "demo.yaml"), opts, adjust=adopt_initial)
     return build
 
 

@@ -6,7 +6,6 @@ import re
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from libs.api import VideoSession
@@ -22,14 +21,7 @@ def frames_of(video: str):
     return list(FrameSource(video).frames())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One compute thread for this module's tiny model (two threads on a loaded 2-core machine were up to
-    20x slower here, waiting for each other); the previous count is restored."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")    # tests/helpers/fixtures.py
 
 
 @pytest.fixture

@@ -39,13 +39,26 @@ def test_file_then_options(tmp_path):
 @pytest.mark.parametrize("opts,message", [
     (["lop", "3"], "unknown config key 'lop' on the command line; did you mean 'loop'?"),
     (["loop", "many"], "config key 'loop' on the command line expects int"),
-    (["arch", "resnet9"], "config key 'arch' must be one of resnet18, resnet34, resnet50, resnet101"),
     (["loop"], "odd number of items"),
     (["save_freq", "0"], "config key 'save_freq' must be positive"),
     (["trainset", "['A', 'B', 'C']"], "must be lists of the same length"),
     (["cycle_frames", "some"], "config key 'cycle_frames' must be one of highest_object, all_objects; got 'some'"),
     (["colour_jitter", "vivid"], "config key 'colour_jitter' must be one of original, mid_grey; got 'vivid'"),
     (["transpose_portrait", "1"], "config key 'transpose_portrait' on the command line expects bool"),
+    (["gamma", "0"], "config key 'gamma' (learning rate factor at each milestone) must be in (0, 1]; got 0.0"),
+    (["gamma", "1.5"], "must be in (0, 1]; got 1.5"),
+    (["iou_threshold", "1.2"], "config key 'iou_threshold' must be in 0.0..1.0; got 1.2"),
+    (["gpu_id", "-2"], "config key 'gpu_id' must be in -1..65536; got -2"),
+    (["valsplit", "''"], "config key 'valsplit' must be a name"),
+    (["valsplit", "../val"], "config key 'valsplit' must be a name"),
+    (["backend", "ncl"], "config key 'backend' must be one of nccl, gloo, mpi, ucc; got 'ncl'"),
+    (["max_skip_increment", "-1"], "config key 'max_skip_increment' must be >= 0; got -1"),
+    (["max_skip", "[0, 3]"], "config key 'max_skip': every entry must be an integer 1..100"),
+    (["max_skip", "[5, 300]"], "config key 'max_skip': every entry must be an integer 1..100"),
+    (["max_skip_cap", "0"], "config key 'max_skip_cap' must be positive"),
+    (["datafreq", "[1, -1]"], "config key 'datafreq': every entry must be an integer >= 0"),
+    (["momentum", "[0.9, 1.5]"], "config key 'momentum' must hold two numbers in [0, 1)"),
+    (["trainset", "[]", "datafreq", "[]", "max_skip", "[]"], "config key 'trainset' must name at least one"),
 ])
 def test_bad_options_give_one_clear_line(opts, message):
     with pytest.raises(VOSError) as err:
@@ -97,6 +110,22 @@ def test_training_keys_default_to_the_original_and_reach_the_step_and_the_clips(
         assert any(isinstance(step, TransposePortrait) for step in steps) == transposes
         jitter = next(step for step in steps if isinstance(step, ColourJitter))
         assert (jitter.centre, jitter.clamp) == (centre, clamp)
+
+
+@pytest.mark.parametrize("opts,line", [
+    (["split_k", "4", "alpha", "2.0"], "ignored: split_k 4, alpha 2.0 (kept only so the original's config files load"),
+    (["lambdas", "[1.0, 0.5]"], "ignored: lambdas [1.0, 0.5]"),
+    (["correction_momentum", "0.5", "multi_gpu_ids", "[0]"], "ignored: correction_momentum 0.5, multi_gpu_ids [0]"),
+])
+def test_original_only_keys_set_to_another_value_log_one_line(opts, line, caplog):
+    with caplog.at_level("INFO", logger="config"):
+        load_cfg(None, opts)
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("ignored")] == [
+        next(r.getMessage() for r in caplog.records if line in r.getMessage())]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="config"):
+        load_cfg(None, ["split_k", "3", "multi_gpu_ids", "[0, 1, 2, 3]"])     # the defaults: nothing to say
+    assert not [r for r in caplog.records if "ignored" in r.getMessage()]
 
 
 def test_video_path_camera_index_is_kept_as_text():

@@ -1,14 +1,22 @@
 """`arch`, `valset` and `trainset` are checked against the registries: one class plus one line is enough."""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from torchvision import models
 
 from libs.config import load_cfg
+from libs.dataset.build import check_dataset_names
 from libs.dataset.folder import FolderDataset
 from libs.dataset.registry import register_dataset
 from libs.errors import VOSError
 from libs.models import build_model
 from libs.models.backbone import register_backbone
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class ResNet10(models.ResNet):
@@ -56,7 +64,18 @@ def test_a_registered_data_set_is_accepted_for_testing_and_training():
     (["trainset", "['DAVIS17', 'VOZ']"], "config key 'trainset': unknown data set 'VOZ'"),
     (["trainset", "['DAVIS17', 'VOZ']"], "TEST_MYDATA"),
 ])
-def test_unknown_names_list_the_registered_ones(opts, message):
+def test_unknown_names_list_the_registered_ones_where_the_objects_are_built(opts, message):
+    """The config loads (it imports no registry); building the model or checking the data sets says which
+    names are known."""
+    cfg = load_cfg(None, opts)
     with pytest.raises(VOSError) as err:
-        load_cfg(None, opts)
+        build_model(cfg) if opts[0] == "arch" else check_dataset_names(cfg)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_config_package_imports_no_registry():
+    """libs.config is a leaf: importing it (in a fresh interpreter) loads no data set or model module."""
+    code = ("import sys, libs.config; bad = [m for m in sys.modules if m.startswith(('libs.dataset', 'libs.models', "
+            "'torch'))]; print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -12,11 +12,13 @@ import torch
 from libs.dataset.base import Video
 from libs.dataset.sampler import ClipSampler
 from libs.dataset.static import StaticClipSynth
-from libs.dataset.training import StaticClipDataset, TrainClipDataset, build_mixed_dataset, collate_clips
+from libs.dataset.training import (MixedDataset, StaticClipDataset, TrainClipDataset, build_mixed_dataset,
+                                   collate_clips)
 from libs.dataset.transforms import IMAGENET_MEAN, IMAGENET_STD, build_train_transforms
-from libs.engine.schedule import EpochSampler
 from libs.errors import VOSError
 from libs.io import write_image, write_indexed_png
+from libs.training.curriculum import Curriculum
+from libs.training.schedule import EpochSampler
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 H, W = 64, 96             # generated frames
@@ -90,17 +92,27 @@ def runner():
     """One CPU runner for the module: its pipelines are built once per kind of clip."""
     if not HAS_DALI:
         pytest.skip("NVIDIA DALI is not installed")
-    from libs.dataset.dali import DaliRunner
+    from libs.dataset.dali.loader import DaliRunner
 
     return DaliRunner(torch.device("cpu"), threads=2, seed=0)
 
 
+def move_to_epoch(dataset, epoch):
+    """What the trainer does before an epoch: the max_skip curriculum (epochs_per_increment 1), the clips' epoch."""
+    if isinstance(dataset, MixedDataset):
+        samplers = dataset.clip_samplers()
+    else:
+        samplers = {dataset.name: dataset.sampler} if isinstance(dataset, TrainClipDataset) else {}
+    Curriculum(samplers, epochs_per_increment=1).set_epoch(epoch)
+    dataset.set_epoch(epoch)
+
+
 def dali_batches(runner, dataset, batch_size, epoch=0):
     """Every batch of one epoch through a DaliLoader, as the trainer drives it."""
-    from libs.dataset.dali import DaliLoader
+    from libs.dataset.dali.loader import DaliLoader
 
     sampler = EpochSampler(len(dataset), seed=0)
-    dataset.set_epoch(epoch, 1)
+    move_to_epoch(dataset, epoch)
     sampler.set_epoch(epoch)
     loader = DaliLoader(runner, dataset, sampler, batch_size)
     batches = list(loader)
@@ -222,15 +234,16 @@ def test_masks_stay_on_the_pixels_they_were_painted_from(videos, runner):
 
 @needs_dali
 def test_curriculum_changes_reach_the_dali_sampler(tmp_path, runner):
-    from libs.dataset.dali import build_dali_loader_factory
+    from libs.dataset.dali.loader import DaliLoaders
 
     dataset = video_dataset([write_video(str(tmp_path), "long", num_frames=30)], max_skip=1, increment=6)
     dataset.samples_per_video = 12
-    factory = build_dali_loader_factory(dataset, torch.device("cpu"))
+    loaders = DaliLoaders(dataset, 4, torch.device("cpu"))
+    curriculum = Curriculum({dataset.name: dataset.sampler}, epochs_per_increment=1)
     gaps = {}
     for epoch in (0, 2):
-        dataset.set_epoch(epoch, 1)                    # what the trainer does before asking the factory
-        loader = factory(dataset, EpochSampler(len(dataset), 0), 4)
+        curriculum.set_epoch(epoch)                    # what the trainer does before asking for the batches
+        loader = loaders.epoch(epoch, EpochSampler(len(dataset), 0))
         chosen = [[int(os.path.basename(p)[:5]) for p in loader.plans[i].sources] for i in range(len(dataset))]
         gaps[epoch] = {b - a for clip in chosen for a, b in zip(clip, clip[1:])}
     assert dataset.sampler.max_skip == 10                        # 1 + 2 x 6, capped at 10
@@ -253,17 +266,17 @@ def test_static_clips_mix_with_video_clips_in_one_batch(videos, runner, tmp_path
 
 @needs_dali
 def test_an_unsupported_transform_step_is_a_clear_error(videos):
-    from libs.dataset.dali import build_dali_loader_factory
+    from libs.dataset.dali.loader import DaliLoaders
 
     dataset = video_dataset(videos)
     dataset.transform = build_train_transforms(SIZE, MAX_OBJECTS, fit="crop")
     with pytest.raises(VOSError, match="data_backend DALI cannot apply the training transform step RandomCropVisible"):
-        build_dali_loader_factory(dataset, torch.device("cpu"))
+        DaliLoaders(dataset, 1, torch.device("cpu"))
 
 
 @needs_dali
 def test_unreadable_or_mismatched_frames_are_errors_naming_the_files(tmp_path):
-    from libs.dataset.dali_plan import ClipPlanDataset
+    from libs.dataset.dali.plan import ClipPlanDataset
 
     broken, odd = write_video(str(tmp_path), "broken", num_frames=3), write_video(str(tmp_path), "odd", num_frames=3)
     for t in range(3):
@@ -278,7 +291,7 @@ def test_unreadable_or_mismatched_frames_are_errors_naming_the_files(tmp_path):
 
 @needs_dali
 def test_planning_replaces_unreadable_clips_as_the_pil_backend_does(tmp_path):
-    from libs.dataset.dali_plan import ClipPlanDataset
+    from libs.dataset.dali.plan import ClipPlanDataset
 
     broken, good = write_video(str(tmp_path), "broken", num_frames=3), write_video(str(tmp_path), "good", num_frames=3)
     for t in range(3):
@@ -295,7 +308,7 @@ def test_planning_replaces_unreadable_clips_as_the_pil_backend_does(tmp_path):
 
 
 def test_without_dali_the_error_says_what_to_install(monkeypatch):
-    from libs.utils.dali import require_dali
+    from libs.dataset.dali.available import require_dali
 
     monkeypatch.setitem(sys.modules, "nvidia.dali", None)
     with pytest.raises(VOSError, match=r"data_backend DALI needs NVIDIA DALI.*pip install -r requirements-dali.txt"):
@@ -336,8 +349,8 @@ def test_train_script_runs_with_dali(tmp_path):
 @needs_dali
 @pytest.mark.gpu
 def test_the_gpu_graph_gives_the_cpu_batch_on_the_gpu(videos, runner):
-    from libs.dataset.dali import DaliRunner
-    from libs.dataset.dali_plan import ClipPlanDataset
+    from libs.dataset.dali.loader import DaliRunner
+    from libs.dataset.dali.plan import ClipPlanDataset
 
     plans = ClipPlanDataset(video_dataset(videos))
     chosen = [plans[i] for i in range(4)]

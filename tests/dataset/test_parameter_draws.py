@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from libs.dataset import transforms
-from libs.dataset.dali_plan import plan_transform, warp_mask
+from libs.dataset.dali.draft import warp_mask
+from libs.dataset.dali.plan import plan_transform
 from libs.dataset.transforms import build_train_transforms
 
 DRAWING = (transforms.RandomCropKeepSize, transforms.Paired, transforms.ColourJitter, transforms.SelectObjects)

@@ -15,6 +15,7 @@ from libs.dataset.training import (MAX_TRIES, StaticClipDataset, TrainClipDatase
 from libs.dataset.transforms import build_train_transforms
 from libs.errors import VOSError
 from libs.io import write_image, write_indexed_png
+from libs.training.curriculum import CHECKPOINT_KEY, Curriculum
 
 H, W = 48, 64
 SIZE = (40, 56)
@@ -137,13 +138,22 @@ def test_a_mask_of_another_size_is_an_error_naming_both_files(tmp_path, videos):
         make_dataset([video])[0]
 
 
-def test_set_epoch_moves_the_curriculum_and_state_round_trips(videos):
-    dataset = make_dataset(videos, max_skip=3)
-    dataset.set_epoch(9, epochs_per_increment=4)
-    assert dataset.sampler.max_skip == 7
-    fresh = make_dataset(videos, max_skip=3)
-    fresh.load_state_dict(dataset.state_dict())
-    assert fresh.sampler.max_skip == 7
+def test_the_curriculum_moves_the_samplers_and_its_state_round_trips(videos):
+    """Curriculum (libs.training.curriculum) moves each video set's sampler; its checkpoint state loads under
+    the key 'curriculum' and, from older checkpoints, 'max_skip'."""
+    davis, other = make_dataset(videos[:1], name="A", max_skip=3), make_dataset(videos, name="B", max_skip=3)
+    mixed = build_mixed_dataset([davis, other], [3, 1])
+    curriculum = Curriculum(mixed.clip_samplers(), epochs_per_increment=4)
+    curriculum.set_epoch(9)
+    assert curriculum.max_skips() == {"A": 7, "B": 7} and davis.epoch == 0      # clips' epoch: set_epoch
+    state = curriculum.state_dict()
+    for key in (CHECKPOINT_KEY, "max_skip"):
+        restored = Curriculum(build_mixed_dataset([make_dataset(videos[:1], name="A"),
+                                                   make_dataset(videos, name="B")], [3, 1]).clip_samplers(), 4)
+        restored.load_checkpoint({key: state})
+        assert restored.state_dict() == state and restored.max_skips() == {"A": 7, "B": 7}
+    with pytest.raises(VOSError, match="no sampler state for training data set B"):
+        restored.load_state_dict({"A": state["A"]})
 
 
 def test_mixing_repeats_data_sets_by_frequency_with_different_clips(videos):
@@ -154,15 +164,8 @@ def test_mixing_repeats_data_sets_by_frequency_with_different_clips(videos):
     assert [item["name"] for item in items] == ["walk"] * 3 + ["walk", "jump"]
     assert not same_item(items[0], items[1]) and not same_item(items[1], items[2])
     assert same_item(items[0], davis[0])
-    mixed.set_epoch(8, 4)
-    assert davis.epoch == other.epoch == 8 and davis.sampler.max_skip == other.sampler.max_skip == 7
-    state = mixed.state_dict()
-    assert set(state) == {"A", "B"} and state["A"]["max_skip"] == 7
-    restored = build_mixed_dataset([make_dataset(videos[:1], name="A"), make_dataset(videos, name="B")], [3, 1])
-    restored.load_state_dict(state)
-    assert restored.state_dict() == state
-    with pytest.raises(VOSError, match="no sampler state for training data set B"):
-        restored.load_state_dict({"A": state["A"]})
+    mixed.set_epoch(8)
+    assert davis.epoch == other.epoch == 8 and davis.sampler.max_skip == other.sampler.max_skip == 3   # curriculum: apart
 
 
 def test_datafreq_of_the_wrong_length_names_both_lengths(videos):

@@ -14,25 +14,18 @@ from libs.dataset.synthetic import write_dataset
 from libs.inference import build_backend, build_core
 from libs.errors import VOSError
 from libs.io import read_mask
-from libs.models import STM
 from libs.runner import run_and_score, validate
+from tests.helpers.models import tiny_stm
 
 TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48]", "loop", "0", "gpu_id", "-1"]
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the small runs are slower with 2 on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")    # tests/helpers/fixtures.py
 
 
 def _tiny():
-    torch.manual_seed(0)
-    return STM("resnet18", 8, 16).eval()
+    return tiny_stm(0, keydim=8, valdim=16).eval()
 
 
 def _masks(folder):

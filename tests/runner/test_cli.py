@@ -1,12 +1,11 @@
 """Tests of libs/runner/cli.py: model keys taken from the checkpoint to load, --help."""
 import logging
-import os
 
 import pytest
 import torch
 
 from libs.errors import VOSError
-from libs.runner.cli import parse_cfg, weights_to_load
+from libs.runner.cli import parse_cfg
 
 STORED = "arch: resnet34\nkeydim: 8\nvaldim: 16\nloop: 3\n"
 
@@ -28,21 +27,18 @@ def test_initial_with_a_stored_config_sets_only_the_model_keys(tmp_path, caplog)
     assert "arch resnet34, keydim 8, valdim 16: using those (the config says arch resnet50, keydim 64" in caplog.text
 
 
-def test_resume_auto_reads_checkpoint_latest_when_training(tmp_path):
-    folder = tmp_path / "ck"
-    folder.mkdir()
-    _ckpt(folder / "latest.pth")
-    argv = ["checkpoint", str(folder), "resume", "auto"]
-    assert parse_cfg("t", argv, training=True).keydim == 8
-    assert parse_cfg("t", argv).keydim == 128               # test.py and the demo do not resume
-    with pytest.raises(VOSError, match=r"resume auto: no checkpoint in .*none.* \(latest.pth or epoch-\*.pth\)"):
-        parse_cfg("t", ["checkpoint", str(tmp_path / "none"), "resume", "auto"], training=True)
-    os.rename(folder / "latest.pth", folder / "epoch-0002.pth")
-    _ckpt(folder / "epoch-0001.pth", "keydim: 4\n")
-    assert parse_cfg("t", argv, training=True).keydim == 8               # the newest epoch file
-    explicit = _ckpt(tmp_path / "e.pth", "arch: resnet18\nkeydim: 32\nvaldim: 64\n")
-    cfg = parse_cfg("t", ["resume", explicit, "initial", str(folder / "latest.pth")], training=True)
-    assert (cfg.arch, cfg.keydim, cfg.valdim) == ("resnet18", 32, 64)    # resume wins over initial
+def test_the_training_input_size_is_taken_unless_the_file_or_the_options_set_one(tmp_path, caplog):
+    """test.py, the demo, the app and the API run at the size the checkpoint was trained at, said in the one
+    line; a size the user gives (options or config file) wins."""
+    path = _ckpt(tmp_path / "m.pth", STORED + "input_size: [48, 84]\n")
+    with caplog.at_level(logging.INFO):
+        cfg = parse_cfg("t", ["initial", path, "arch", "resnet34", "keydim", "8", "valdim", "16"])
+    assert tuple(cfg.input_size) == (48, 84)
+    assert caplog.text.count("was trained with") == 1 and "input_size [48, 84]: using it" in caplog.text
+    assert tuple(parse_cfg("t", ["initial", path, "input_size", "[64, 96]"]).input_size) == (64, 96)
+    own = tmp_path / "own.yaml"
+    own.write_text("input_size: [240, 427]\n")
+    assert tuple(parse_cfg("t", ["--cfg", str(own), "initial", path]).input_size) == (240, 427)
 
 
 def test_checkpoint_without_config_and_unreadable_ones(tmp_path):

@@ -23,15 +23,6 @@ CPU = torch.device("cpu")
 SIZE = (32, 48)
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread (tiny frames: threads only contend on a shared machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class FakeSource:
     """What the live helpers need of a LiveSource: stop()."""
 

@@ -14,8 +14,8 @@ from libs.dataset.davis import SyntheticDataset
 from libs.dataset.synthetic import write_dataset
 from libs.inference import InferenceCore, InferenceSettings, build_backend, build_core
 from libs.inference.backend import Backend
-from libs.models import STM
 from libs.runner import run_and_score, run_set, score_results, validate
+from tests.helpers.models import tiny_stm
 
 TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48]", "loop", "0", "gpu_id", "-1"]
 CPU = torch.device("cpu")
@@ -38,8 +38,7 @@ class PlainSet:
 
 
 def _tiny(seed=0):
-    torch.manual_seed(seed)
-    return STM("resnet18", 8, 16).eval()
+    return tiny_stm(seed, keydim=8, valdim=16).eval()
 
 
 def _data(tmp_path, videos=2):

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import FRAME_SIZE, TEST_CMD, TINY, Job, agreement, read_png
+from tests.helpers.scripts import FRAME_SIZE, TEST_CMD, TINY, Job, agreement, read_png
 from libs.dataset.synthetic import generate_video
 from libs.io import davis_palette, write_image, write_indexed_png
 

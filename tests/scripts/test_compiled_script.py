@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import TEST_CMD, TINY, Job, agreement, read_png, write_synthetic
+from tests.helpers.scripts import TEST_CMD, TINY, Job, agreement, read_png, write_synthetic
 
 # the shapes of tests/engine/test_compiled.py's inductor run (2 objects, 32x64, rate 50), so that one of
 # the two compiles and the other reads inductor's on-disk cache. The checkpoint's random weights are not

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DEMO_CMD, FRAME_SIZE, TEST_CMD, TINY, Job, read_png, write_synthetic
+from tests.helpers.scripts import DEMO_CMD, FRAME_SIZE, TEST_CMD, TINY, Job, read_png, write_synthetic
 from libs.dataset.synthetic import generate_video
 from libs.io import davis_palette, write_image, write_indexed_png
 from libs.io.dali_decode import DaliDecoder

@@ -13,10 +13,9 @@ import time
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from conftest import DEMO_CMD, FRAME_SIZE, REPO, TINY, agreement, read_png
+from tests.helpers.scripts import DEMO_CMD, FRAME_SIZE, REPO, TINY, agreement, read_png
 from libs.dataset.synthetic import write_video_file
 from libs.io import davis_palette
 from tests.watch import record_bank_sizes
@@ -52,15 +51,6 @@ def _video_frames(path):
         count += 1
     cap.release()
     return count
-
-
-@pytest.fixture
-def one_thread():
-    """One torch thread, as the command-line tests run (tiny frames: threads only contend)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_stream_is_segmented_as_it_comes_with_a_bounded_memory(tmp_path, demo_module, monkeypatch, capfd,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DEMO_CMD, FRAME_SIZE, REPO, TINY, Job, agreement, read_png, write_synthetic
+from tests.helpers.scripts import DEMO_CMD, FRAME_SIZE, REPO, TINY, Job, agreement, read_png, write_synthetic
 from libs.dataset.synthetic import write_video_file
 from libs.io import davis_palette
 

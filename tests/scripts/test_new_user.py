@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, TINY, read_png, run_inprocess, write_synthetic
+from tests.helpers.scripts import REPO, TINY, read_png, run_inprocess, write_synthetic
 from libs.dataset.synthetic import write_dataset
 
 TRAIN_TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48]", "gpu_id", "-1",

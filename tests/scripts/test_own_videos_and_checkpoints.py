@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import DEMO_CMD, FRAME_SIZE, REPO, TEST_CMD, TINY, Job, read_png, write_synthetic
+from tests.helpers.scripts import DEMO_CMD, FRAME_SIZE, REPO, TEST_CMD, TINY, Job, read_png, write_synthetic
 from libs.config import load_cfg
 from libs.models import STM, save_weights
 
@@ -49,9 +49,13 @@ def _submit(pool, base, template):
     jobs["bad_video"] = Job(pool, _test_args(bad.parent, base / "bad" / "out", "FOLDER"), [str(bad)])
     trained = _train_checkpoint(base / "epoch-0006.pth")
     jobs["test_stored"] = Job(pool, _test_args(good.parent, base / "stored" / "out", "FOLDER", "initial", trained))
-    demo = DEMO_CMD + ["initial", trained, "input_size", "[32,64]", "gpu_id", "-1", "loop", "0",
-                       "output_dir", str(base / "demo")]
-    jobs["demo_stored"] = Job(pool, demo)
+    demo = DEMO_CMD + ["initial", trained, "gpu_id", "-1", "loop", "0", "output_dir", str(base / "demo")]
+    jobs["demo_stored"] = Job(pool, demo)              # runs at the checkpoint's input_size [48, 84]
+    unsized = [a for a in _test_args(good.parent, base / "size" / "own", "FOLDER", "initial", trained)]
+    unsized[unsized.index("input_size"):unsized.index("input_size") + 2] = []
+    jobs["size_own"] = Job(pool, unsized)              # no input_size: the checkpoint's
+    jobs["size_given"] = Job(pool, _test_args(good.parent, base / "size" / "given", "FOLDER", "initial", trained,
+                                              "input_size", "[48,84]"))
     released = str(base / "released.pth")
     save_weights(STM("resnet18", 8, 16), released)
     jobs["released"] = Job(pool, _test_args(good.parent, base / "rel" / "out", "FOLDER", "initial", released))
@@ -136,10 +140,24 @@ def test_demo_runs_the_bundled_sample_with_trained_weights(runs):
     """The README's demo command after the quickstart (demo.yaml says keydim 128 valdim 512)."""
     run = runs["demo_stored"].result()
     assert run.returncode == 0, run.describe()
-    assert "using those (the config says keydim 128, valdim 512)" in run.stderr
+    assert ("was trained with keydim 8, valdim 16, input_size [48, 84]: using those (the config says keydim 128, "
+            "valdim 512, input_size [240, 427])") in run.stderr
     out = runs["base"] / "demo" / "sample"
     assert len([f for f in os.listdir(out) if f.endswith(".png")]) == 30
     assert os.path.isfile(out / "overlay.mp4") and "UNTRAINED" not in run.output
+
+
+def test_test_py_runs_at_the_checkpoint_training_size_unless_one_is_given(runs):
+    """No input_size on the command line or in config.yaml: test.py runs at the [48, 84] the checkpoint was
+    trained at (one log line), with the same masks as a run given input_size [48, 84]."""
+    own, given = runs["size_own"].result(), runs["size_given"].result()
+    assert own.returncode == 0 and given.returncode == 0, own.describe() + given.describe()
+    assert own.stderr.count("was trained with") == 1 and "input_size [48, 84]: using those" in own.stderr
+    assert "on the CPU: resnet18 at 48x84" in own.stderr
+    assert "was trained with keydim 8, valdim 16: using those (the config says keydim 16, valdim 32)" in given.stderr
+    for video, frame in (("synth-val-000", "00003.png"), ("synth-val-001", "00002.png")):
+        a, b = (read_png(str(runs["base"] / "size" / run / "FOLDER" / video / frame))[1] for run in ("own", "given"))
+        assert (a == b).all()
 
 
 def test_checkpoint_without_config_names_the_values_that_fit(runs):

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import binary_erosion
 
-from conftest import (FRAME_SIZE, TEST_CMD, TINY, Job, agreement, read_png, save_stm, write_synthetic)
+from tests.helpers.scripts import (FRAME_SIZE, TEST_CMD, TINY, Job, agreement, read_png, save_stm, write_synthetic)
 from libs.io import davis_palette, read_frame
 
 FORMATS = ("segmentation", "heatmap", "mask")

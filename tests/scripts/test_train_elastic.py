@@ -143,23 +143,3 @@ def test_a_killed_worker_restarts_from_the_step_checkpoint_and_ends_as_an_uninte
     assert a["step"] == b["step"] == 4 and a["world_size"] == b["world_size"] == 2
     assert _equal(a["state_dict"], b["state_dict"])
     assert _equal(a["optimizer"]["state"], b["optimizer"]["state"])     # no step counted twice by Adam
-
-
-def test_a_restarted_group_continues_from_latest_only_when_this_run_wrote_it(tmp_path, monkeypatch):
-    import train
-    from libs.engine.checkpointer import Checkpointer
-    from libs.errors import VOSError
-
-    ckpt = Checkpointer(str(tmp_path))
-    monkeypatch.delenv("TORCHELASTIC_RESTART_COUNT", raising=False)
-    assert train.checkpoint_to_resume("", ckpt, "cfg A") == ""                  # first start: as `resume` says
-    with pytest.raises(VOSError, match="resume auto: no checkpoint"):
-        train.checkpoint_to_resume("auto", ckpt, "cfg A")
-    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
-    assert train.checkpoint_to_resume("x.pth", ckpt, "cfg A") == "x.pth"        # restarted before any save
-    ckpt.save({"state_dict": {}, "config": "cfg A"})
-    assert train.checkpoint_to_resume("", ckpt, "cfg A") == ckpt.latest_path
-    assert train.checkpoint_to_resume("x.pth", ckpt, "cfg A") == ckpt.latest_path
-    assert train.checkpoint_to_resume("", ckpt, "cfg B") == ""                  # another run's file: not used
-    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
-    assert train.checkpoint_to_resume("", ckpt, "cfg A") == ""

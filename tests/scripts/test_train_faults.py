@@ -106,7 +106,7 @@ def test_unreadable_training_files_are_replaced_named_and_counted(data_root, tmp
 
 @pytest.mark.slow
 def test_a_non_finite_step_is_skipped_and_too_many_stop(data_root, tmp_path, train_main, capsys, monkeypatch):
-    from libs.engine.cyclic import CyclicObjective
+    from libs.training.cyclic import CyclicObjective
 
     forward, calls = CyclicObjective.forward, []
 

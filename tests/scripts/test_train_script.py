@@ -83,7 +83,7 @@ def test_sigterm_saves_and_exits_cleanly(data_root, tmp_path):
     assert "SIGTERM: saving a checkpoint at the next step" in err
     assert re.search(r"training interrupted \(SIGTERM\) (in epoch \d+/50 after batch \d+|after epoch \d+/50)", err)
     state = torch.load(os.path.join(ckpt, "latest.pth"), map_location="cpu", weights_only=True)
-    assert state["epoch"] < 50 and set(state) >= {"optimizer", "rng", "max_skip", "step", "batch"}
+    assert state["epoch"] < 50 and set(state) >= {"optimizer", "rng", "curriculum", "step", "batch"}
 
 
 def test_max_minutes_stops_with_a_checkpoint(data_root, tmp_path):

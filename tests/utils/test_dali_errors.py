@@ -1,5 +1,5 @@
 """The cause DALI buries in its pipeline errors, as the decoder and the training backend report it."""
-from libs.utils.dali import error_reason
+from libs.dataset.dali.available import error_reason
 
 DALI_ERROR = ("Critical error in pipeline:\nError in CPU operator `nvidia.dali.fn.decoders.image`,\n"
               "which was used in the pipeline definition with the following traceback:\n\n  File \"x.py\", line 9\n\n"

@@ -1,19 +1,18 @@
-"""Training checkpoint files of one folder: atomic saves, the newest for `resume auto`, strict loading, pruning.
+"""Training checkpoint files of one folder: atomic saves, the newest for `resume auto`, pruning, and the
+check that a file holds a training state (not only weights).
 
 The trainer decides *what* a checkpoint holds (`Trainer.state`); the checkpointer decides *where*
 it goes: `latest.pth` after every save and `epoch-NNNN.pth` at the end of epoch NNNN (1-based),
 of which only the `keep` newest stay when `keep` > 0 (`latest.pth` is never removed, so
-`resume auto` always finds the newest state).
+`resume auto` always finds the newest state). Which file a run starts from: libs/training/start.py.
 """
 import logging
 import os
 import re
 from typing import Any, Dict, List, Optional
 
-from torch import nn
-
 from libs.errors import VOSError
-from libs.models.checkpoint import apply_weights, atomic_save, read_checkpoint
+from libs.models.checkpoint import atomic_save
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +63,7 @@ class Checkpointer:
 
     def epoch_checkpoints(self) -> List[str]:
         """Paths of the folder's epoch-NNNN.pth files, oldest epoch first."""
-        if not os.path.isdir(self.folder):
-            return []
-        found = [(int(m.group(1)), name) for name in os.listdir(self.folder) if (m := _EPOCH_FILE.match(name))]
-        return [os.path.join(self.folder, name) for _, name in sorted(found)]
+        return epoch_checkpoints(self.folder)
 
     def prune(self, upto: Optional[int] = None) -> List[str]:
         """Remove all but the `keep` newest epoch checkpoints (none when keep is 0); returns the removed paths.
@@ -85,23 +81,33 @@ class Checkpointer:
             log.debug("keep_checkpoints %d: removed %s", self.keep, ", ".join(map(os.path.basename, removed)))
         return removed
 
-    def latest(self) -> str:
-        """`resume auto`: latest.pth, else the newest epoch-NNNN.pth; a VOSError when there is none."""
-        if os.path.isfile(self.latest_path):
-            return self.latest_path
-        found = self.epoch_checkpoints()
-        if not found:
-            raise VOSError(f"resume auto: no checkpoint in {self.folder!r} ({LATEST} or epoch-*.pth); "
-                           "train without `resume`, or pass resume /path/to/checkpoint.pth")
-        return found[-1]
 
-    def load(self, path: str, model: nn.Module) -> Dict[str, Any]:
-        """Strictly load the weights of training checkpoint `path` into `model`; returns the whole checkpoint,
-        which must hold the training state too (else a VOSError: a weights-only file is an `initial`)."""
-        data = read_checkpoint(path)
-        apply_weights(model, data, path)
-        missing = [key for key in RESUME_KEYS if key not in data]
-        if missing:
-            raise VOSError(f"{path!r} holds weights only (no {', '.join(missing)}): use it as `initial`, "
-                           "not `resume`")
-        return data
+
+def epoch_checkpoints(folder: str) -> List[str]:
+    """Paths of `folder`'s epoch-NNNN.pth files, oldest epoch first."""
+    if not os.path.isdir(folder):
+        return []
+    found = [(int(m.group(1)), name) for name in os.listdir(folder) if (m := _EPOCH_FILE.match(name))]
+    return [os.path.join(folder, name) for _, name in sorted(found)]
+
+
+def newest_checkpoint(folder: str) -> str:
+    """`resume auto`: `folder`/latest.pth, else its newest epoch-NNNN.pth; a VOSError when there is none."""
+    latest = os.path.join(folder, LATEST)
+    if os.path.isfile(latest):
+        return latest
+    found = epoch_checkpoints(folder)
+    if not found:
+        raise VOSError(f"resume auto: no checkpoint in {folder!r} ({LATEST} or epoch-*.pth); "
+                       "train without `resume`, or pass resume /path/to/checkpoint.pth")
+    return found[-1]
+
+
+def check_resumable(data: Dict[str, Any], path: str) -> Dict[str, Any]:
+    """`data` when it holds the training state besides the weights, else a VOSError (a weights-only file
+    is an `initial`)."""
+    missing = [key for key in RESUME_KEYS if key not in data]
+    if missing:
+        raise VOSError(f"{path!r} holds weights only (no {', '.join(missing)}): use it as `initial`, "
+                       "not `resume`")
+    return data

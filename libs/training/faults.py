@@ -14,7 +14,7 @@ import torch
 
 from libs.errors import VOSError
 
-log = logging.getLogger("libs.engine.trainer")
+log = logging.getLogger("libs.training.trainer")
 
 
 def agree(values: Sequence[float], device: torch.device, distributed: bool) -> List[float]:

@@ -1,23 +1,23 @@
 """NVIDIA DALI training data backend (`data_backend DALI`): Python samples clips, DALI decodes and augments.
 
-The Python side (libs.dataset.dali_plan) runs the data sets' own sampling and draws every augmentation
-parameter exactly as the PIL backend does; DALI (libs.dataset.dali_graph) decodes the JPEG frames
+The Python side (libs.dataset.dali.plan) runs the data sets' own sampling and draws every augmentation
+parameter exactly as the PIL backend does; DALI (libs.dataset.dali.graph) decodes the JPEG frames
 (`mixed` decoder on a GPU, CPU decoder without one) and applies one resize window, one affine warp
 (bilinear for frames, nearest for masks), colour jitter, padding and normalisation per clip. The
 batches equal `collate_clips`'s: frames [B, T, 3, H, W] float32, masks [B, T, K+1, H, W] float32
 one-hot on the training device, num_objects LongTensor [B], names.
 
-    factory = build_dali_loader_factory(dataset, device, threads=2, workers=1, seed=0)
-    trainer.loader_factory = factory     # called each epoch with (dataset, sampler, batch_size)
+    loaders = DaliLoaders(dataset, batch_size, device, threads=2, workers=1, seed=0)
+    Trainer(objective, optimizer, loaders, curriculum, ...)     # asks loaders.epoch(epoch, sampler) each epoch
 """
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import torch
 from torch.utils.data import DataLoader
 
-from libs.dataset.dali_plan import ClipPlan, ClipPlanDataset
+from libs.dataset.dali.plan import ClipPlan, ClipPlanDataset
 from libs.errors import VOSError
-from libs.utils.dali import require_dali
+from libs.dataset.dali.available import require_dali
 
 
 def _plan_list(plans: List[ClipPlan]) -> List[ClipPlan]:
@@ -40,7 +40,7 @@ class DaliRunner:
 
     def _pipe(self, key, max_frames: int):
         """The pipeline for clips of `key` (encoded, fill_zero, clamp) taking up to `max_frames` frames a run."""
-        from libs.dataset.dali_graph import build_pipeline
+        from libs.dataset.dali.graph import build_pipeline
 
         known = self.pipes.get(key)
         if known is None or known[0] < max_frames:
@@ -50,7 +50,7 @@ class DaliRunner:
 
     def batch(self, plans: List[ClipPlan]) -> Dict[str, Any]:
         """The training batch of `plans` (the format of collate_clips) on the runner's device."""
-        from libs.dataset.dali_graph import output_shapes, run_pipeline
+        from libs.dataset.dali.graph import output_shapes, run_pipeline
 
         count, (height, width), objects = output_shapes(plans)
         size = len(plans)
@@ -97,18 +97,23 @@ class DaliLoader:
             yield self.runner.batch(batch)
 
 
-def build_dali_loader_factory(dataset, device: torch.device, threads: int = 2, workers: int = 0,
-                              seed: int = 0) -> Callable[[Any, Any, int], DaliLoader]:
-    """Trainer.loader_factory for `dataset`: (dataset, sampler, batch_size) -> DaliLoader of that epoch.
+class DaliLoaders:
+    """The trainer's EpochLoaders with DALI (libs.training.loaders): each epoch a DaliLoader over the epoch's
+    clip order. Built once per run: checks now that DALI imports and that every training data set's
+    transform can run in DALI; `threads` are DALI's CPU threads, `workers` the processes that plan clips
+    (0: in this process)."""
 
-    Checks now that DALI imports and that every training data set's transform can run in DALI;
-    `threads` are DALI's CPU threads, `workers` the processes that plan clips (0: in this process).
-    """
-    require_dali()
-    ClipPlanDataset(dataset)
-    runner = DaliRunner(device, threads, seed)
+    def __init__(self, dataset, batch_size: int, device: torch.device, threads: int = 2, workers: int = 0,
+                 seed: int = 0) -> None:
+        require_dali()
+        ClipPlanDataset(dataset)
+        self.dataset, self.batch_size, self.workers = dataset, batch_size, workers
+        self.runner = DaliRunner(device, threads, seed)
 
-    def factory(epoch_dataset, sampler, batch_size: int) -> DaliLoader:
-        return DaliLoader(runner, epoch_dataset, sampler, batch_size, workers)
+    def __len__(self) -> int:
+        return len(self.dataset)
 
-    return factory
+    def epoch(self, epoch: int, sampler) -> DaliLoader:
+        """The batches of `epoch` (0-based) in `sampler`'s order."""
+        self.dataset.set_epoch(epoch)
+        return DaliLoader(self.runner, self.dataset, sampler, self.batch_size, self.workers)

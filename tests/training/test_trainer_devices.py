@@ -5,11 +5,9 @@ import logging
 import pytest
 import torch
 
-from libs.dataset.training import collate_clips
-from libs.engine import trainer as trainer_module
-from libs.engine.trainer import Trainer, TrainSettings, rng_state, set_rng_state
-from libs.utils.dist import DistInfo
-from tests.engine.tiny_training import TinyClips, TinyObjective
+from libs.training.board import prediction_grid
+from libs.training.rng import rng_state, set_rng_state
+from tests.helpers.training import tiny_trainer
 
 
 class _Writer:
@@ -25,14 +23,6 @@ class _Writer:
         self.images[tag] = images
 
 
-def _trainer(tmp_path, writer):
-    objective = TinyObjective()
-    settings = TrainSettings(epochs=1, batch_size=1, iter_size=1, learning_rate=0.01, gamma=0.1, milestones=(),
-                             epochs_per_increment=1, epoch_per_test=1, checkpoint_dir=str(tmp_path))
-    return Trainer(objective, torch.optim.SGD(objective.parameters(), lr=0.01), TinyClips(), collate_clips,
-                   settings, torch.device("cpu"), DistInfo(), writer=writer)
-
-
 class _Bar:
     def set_postfix(self, **values):
         pass
@@ -44,7 +34,7 @@ class _Bar:
 def test_the_prediction_grid_is_computed_on_the_batch_device(tmp_path):
     """A batch on another device than the CPU constants (the 'meta' device stands in for DALI's GPU batch)."""
     writer = _Writer()
-    trainer = _trainer(tmp_path, writer)
+    trainer = tiny_trainer(str(tmp_path), writer=writer)
     trainer.batch = 1                                     # the epoch's first optimizer step logs the grid
     frames = torch.zeros(2, 3, 3, 8, 8, device="meta")   # [B, T, 3, H, W]
     pred = torch.zeros(2, 3, 8, 8, device="meta")        # [B, K+1, H, W]
@@ -57,7 +47,7 @@ def test_the_prediction_grid_values(tmp_path):
     frames = torch.zeros(1, 2, 3, 4, 4)                   # normalised 0 = the ImageNet mean colour
     pred = torch.zeros(1, 3, 4, 4)
     pred[:, 0], pred[0, 1, :2] = 1, 2                      # object 1 wins in the top half
-    grid = trainer_module.prediction_grid(frames, pred)
+    grid = prediction_grid(frames, pred)
     mean = torch.tensor([0.485, 0.456, 0.406])
     assert torch.allclose(grid[0, :, 3, 0], mean)
     assert torch.allclose(grid[0, :, 0, 0], 0.5 * mean + 0.5 * torch.tensor([1.0, 0.0, 0.0]))
@@ -109,6 +99,6 @@ def test_same_device_count_restores_all_silently(monkeypatch, caplog):
 
 @pytest.mark.parametrize("epoch,batch,text", [(0, 5, "in epoch 1/2 after batch 5"), (1, 0, "after epoch 1/2")])
 def test_the_position_is_counted_as_the_progress_bar_counts(tmp_path, epoch, batch, text):
-    trainer = _trainer(tmp_path, None)
+    trainer = tiny_trainer(str(tmp_path))
     trainer.s.epochs, trainer.epoch, trainer.batch = 2, epoch, batch
     assert trainer.position() == text

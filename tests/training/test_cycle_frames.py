@@ -4,7 +4,7 @@ a time in this file."""
 import pytest
 import torch
 
-from libs.engine.cyclic import CyclicConfig, clip_loss, cyclic_loss
+from libs.training.cyclic import CyclicConfig, clip_loss, cyclic_loss
 from libs.errors import VOSError
 from libs.models.stm import STM
 

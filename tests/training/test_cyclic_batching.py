@@ -3,7 +3,7 @@ computed frame by frame, as the original did it."""
 import pytest
 import torch
 
-from libs.engine.cyclic import CyclicConfig, _next_memory_mask, clip_loss, cyclic_loss
+from libs.training.cyclic import CyclicConfig, _next_memory_mask, clip_loss, cyclic_loss
 from libs.models.stm import STM
 
 

@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from libs.engine.losses import bootstrapped_cross_entropy, correction_loss, iou_loss
+from libs.training.losses import bootstrapped_cross_entropy, correction_loss, iou_loss
 
 
 def _onehot(labels, channels):

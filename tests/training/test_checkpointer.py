@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from libs.engine.checkpointer import Checkpointer, epoch_file
+from libs.models.checkpoint import read_checkpoint
+from libs.training.checkpointer import Checkpointer, check_resumable, epoch_file, newest_checkpoint
 from libs.errors import VOSError
 
 STATE = {"state_dict": {"w": torch.ones(2)}, "optimizer": {}, "epoch": 1, "batch": 0, "step": 3, "rng": {}}
@@ -16,7 +17,7 @@ def test_keep_prunes_to_the_newest_epoch_files_and_never_latest(tmp_path):
     for epoch in (1, 2, 3, 4):
         assert ckpt.save({**STATE, "epoch": epoch}, epoch) == str(tmp_path / "latest.pth")
     assert sorted(os.listdir(tmp_path)) == ["epoch-0003.pth", "epoch-0004.pth", "latest.pth"]
-    assert torch.load(ckpt.latest(), weights_only=True)["epoch"] == 4
+    assert torch.load(newest_checkpoint(ckpt.folder), weights_only=True)["epoch"] == 4
     ckpt.save({**STATE, "epoch": 4})                      # a mid-epoch save touches only latest.pth
     assert sorted(os.listdir(tmp_path)) == ["epoch-0003.pth", "epoch-0004.pth", "latest.pth"]
 
@@ -46,12 +47,12 @@ def test_keep_zero_keeps_everything_and_epochs_sort_by_number(tmp_path):
 def test_resume_auto_prefers_latest_then_the_newest_epoch(tmp_path):
     ckpt = Checkpointer(str(tmp_path))
     with pytest.raises(VOSError, match="resume auto: no checkpoint in .*; train without `resume`"):
-        ckpt.latest()
+        newest_checkpoint(ckpt.folder)
     ckpt.save(STATE, 2)
     ckpt.save(STATE, 10)
-    assert ckpt.latest() == str(tmp_path / "latest.pth")
+    assert newest_checkpoint(ckpt.folder) == str(tmp_path / "latest.pth")
     os.remove(tmp_path / "latest.pth")
-    assert ckpt.latest() == str(tmp_path / "epoch-0010.pth")
+    assert newest_checkpoint(ckpt.folder) == str(tmp_path / "epoch-0010.pth")
 
 
 def test_only_the_writer_writes(tmp_path):
@@ -67,18 +68,13 @@ def test_bad_keep_and_unwritable_folder_are_clear_errors(tmp_path):
         Checkpointer(str(tmp_path / "file" / "ckpt")).save(STATE, 1)
 
 
-def test_load_is_strict_and_refuses_weights_only_files(tmp_path):
-    model = nn.Linear(2, 1)
+def test_a_weights_only_file_is_refused_for_resume(tmp_path):
     ckpt = Checkpointer(str(tmp_path))
-    ckpt.save({**STATE, "state_dict": model.state_dict()}, 1)
-    other = nn.Linear(2, 1)
-    assert ckpt.load(ckpt.latest(), other)["step"] == 3
-    assert torch.equal(other.weight, model.weight)
-    torch.save({"state_dict": model.state_dict()}, tmp_path / "w.pth")
-    with pytest.raises(VOSError, match="holds weights only .*use it as `initial`, not `resume`"):
-        ckpt.load(str(tmp_path / "w.pth"), other)
-    with pytest.raises(VOSError, match="does not fit"):
-        ckpt.load(ckpt.latest(), nn.Linear(3, 1))
+    ckpt.save({**STATE, "state_dict": nn.Linear(2, 1).state_dict()}, 1)
+    data = read_checkpoint(newest_checkpoint(str(tmp_path)))
+    assert check_resumable(data, "x")["step"] == 3
+    with pytest.raises(VOSError, match="'w.pth' holds weights only .*use it as `initial`, not `resume`"):
+        check_resumable({"state_dict": {}}, "w.pth")
 
 
 def test_the_quickstart_keeps_the_checkpoint_it_tests_and_latest(tmp_path):
@@ -110,4 +106,4 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_names_the_folder(tmp_p
                               "again with `resume auto`, or set `checkpoint` to another folder (with `resume "
                               f"{tmp_path / 'latest.pth'}`)")
     assert sorted(os.listdir(tmp_path)) == before                       # no temporary file left
-    assert torch.load(ckpt.latest(), weights_only=True)["epoch"] == 1
+    assert torch.load(newest_checkpoint(ckpt.folder), weights_only=True)["epoch"] == 1

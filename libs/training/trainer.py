@@ -2,28 +2,29 @@
 
 Epochs are counted from 1 in everything a user reads (progress, logs, file names: epoch-0001.pth is
 written when the first epoch ends); `Trainer.epoch` is the number of finished epochs.
-Faults (libs.engine.faults): unreadable samples are replaced and counted, steps with a non-finite loss
+Faults (libs.training.faults): unreadable samples are replaced and counted, steps with a non-finite loss
 or gradient are skipped, and all ranks agree on both (and on stopping) at every optimizer step.
 """
 import contextlib
 import logging
 import os
-import random
 import signal
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from libs.engine.checkpointer import Checkpointer
-from libs.engine.cyclic import CyclicObjective
-from libs.engine.faults import BadSamples, NonFiniteSteps, agree, fault_summary, step_health
-from libs.engine.schedule import EpochSampler, lr_at
 from libs.errors import VOSError
-from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+from libs.models.checkpoint import apply_weights
+from libs.training.board import prediction_grid
+from libs.training.checkpointer import Checkpointer, check_resumable
+from libs.training.curriculum import CHECKPOINT_KEY, Curriculum
+from libs.training.cyclic import CyclicObjective
+from libs.training.faults import BadSamples, NonFiniteSteps, agree, fault_summary, step_health
+from libs.training.loaders import EpochLoaders
+from libs.training.rng import rng_state, set_rng_state
+from libs.training.schedule import EpochSampler, lr_at
 from libs.utils.dist import DistInfo, wait_for_all, waiting_group
 from libs.utils.progress import progress
 
@@ -40,11 +41,9 @@ class TrainSettings:
     learning_rate: float
     gamma: float
     milestones: tuple
-    epochs_per_increment: int
     epoch_per_test: int
     checkpoint_dir: str
     seed: int = 0
-    workers: int = 0
     amp: bool = False
     config_text: str = ""
     max_minutes: float = 0.0      # stop (checkpoint saved) after this many minutes of `run`; 0 = no limit
@@ -54,54 +53,14 @@ class TrainSettings:
     max_nonfinite_steps: int = 20    # consecutive skipped (non-finite) optimizer steps before stopping
 
 
-def rng_state() -> Dict[str, Any]:
-    """Python, NumPy, torch (and CUDA) RNG states in a weights_only-loadable form."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos,
-                                                     has_gauss, cached], "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: Dict[str, Any]) -> None:
-    """Restore what `rng_state` saved."""
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        set_cuda_rng_states(list(state["cuda"]))
-
-
-def set_cuda_rng_states(states: List[torch.Tensor]) -> None:
-    """Restore one saved generator state per CUDA device, as far as both exist; says so when the
-    checkpoint was written with another number of devices (resuming on fewer or more GPUs)."""
-    count = torch.cuda.device_count()
-    for index, state in enumerate(states[:count]):
-        torch.cuda.set_rng_state(state, index)
-    if len(states) != count:
-        log.warning("the checkpoint holds CUDA RNG states of %d device(s), this machine has %d: restored %d; "
-                    "the run continues, but not bit for bit as on the original devices",
-                    len(states), count, min(len(states), count))
-
-
-def ignore_stop_signals(_worker_id: int) -> None:
-    """In a DataLoader worker: ignore SIGINT and SIGTERM, which Ctrl-C, `timeout` or a cluster send to the
-    whole process group; the main process stops the run and then the workers (torch's own SIGTERM handler
-    would kill the worker, and the main process would stop with a traceback instead of a checkpoint)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
 class Trainer:
-    """Runs epochs of cyclic training; the checkpointer writes (rank 0 only), rank 0 validates while the
+    """Runs epochs of cyclic training on the batches `loaders` gives each epoch, with the max_skip
+    `curriculum` moved to each epoch; the checkpointer writes (rank 0 only), rank 0 evaluates while the
     other ranks wait for it at a barrier that allows for a long validation."""
 
-    def __init__(self, objective: CyclicObjective, optimizer: torch.optim.Optimizer, dataset, collate: Callable,
-                 settings: TrainSettings, device: torch.device, dist: DistInfo, *, writer=None,
-                 validate: Optional[Callable[[int], Optional[float]]] = None,
+    def __init__(self, objective: CyclicObjective, optimizer: torch.optim.Optimizer, loaders: EpochLoaders,
+                 curriculum: Curriculum, settings: TrainSettings, device: torch.device, dist: DistInfo, *,
+                 writer=None, evaluate: Optional[Callable[[int], Optional[float]]] = None,
                  checkpointer: Optional[Checkpointer] = None):
         self.objective, self.model = objective, objective.model
         self.wrapped, self.waiting = objective, None
@@ -109,25 +68,23 @@ class Trainer:
             ids = [device.index] if device.type == "cuda" else None
             self.wrapped = torch.nn.parallel.DistributedDataParallel(objective, device_ids=ids)
             self.waiting = waiting_group()      # every rank creates it, in the same order
-        self.optimizer, self.dataset, self.collate = optimizer, dataset, collate
-        self.s, self.device, self.dist, self.writer, self.validate = settings, device, dist, writer, validate
+        self.optimizer, self.loaders, self.curriculum = optimizer, loaders, curriculum
+        self.s, self.device, self.dist, self.writer, self.evaluate = settings, device, dist, writer, evaluate
         self.checkpointer = checkpointer or Checkpointer(settings.checkpoint_dir, writer=dist.is_main)
-        self.sampler = EpochSampler(len(dataset), settings.seed, dist.rank, dist.world_size)
+        self.sampler = EpochSampler(len(loaders), settings.seed, dist.rank, dist.world_size)
         self.epoch, self.batch, self.step = 0, 0, 0
         self.bad, self.nonfinite = BadSamples(settings.max_bad_samples), NonFiniteSteps(settings.max_nonfinite_steps)
         self.stop_requested = False
         self.pid = os.getpid()            # the process whose signal handler stops the run (not a worker)
         self.stop_reason = ""             # why `run` stopped early ('' when it finished every epoch)
         self.deadline = float("inf")      # time.monotonic() at which `run` stops (max_minutes)
-        # optional: (dataset, sampler, batch_size) -> iterable of collated batches (e.g. a DALI pipeline)
-        self.loader_factory: Optional[Callable] = None
 
     # ------------------------------------------------------------ checkpoints
     def state(self) -> Dict[str, Any]:
         """Everything needed to continue exactly where the loop stands."""
         return {"state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "epoch": self.epoch, "batch": self.batch, "step": self.step, "arch": self.model.arch,
-                "max_skip": self.dataset.state_dict() if hasattr(self.dataset, "state_dict") else {},
+                CHECKPOINT_KEY: self.curriculum.state_dict(),
                 "rng": rng_state(), "config": self.s.config_text, "world_size": self.dist.world_size}
 
     def save(self, epoch: Optional[int] = None) -> Optional[str]:
@@ -148,13 +105,14 @@ class Trainer:
             raise error
         return path
 
-    def resume(self, path: str) -> None:
-        """Load a checkpoint written by `save` (weights strictly, then optimizer, position and RNG)."""
-        data = self.checkpointer.load(path, self.model)
+    def resume(self, data: Dict[str, Any], path: str) -> None:
+        """Continue from checkpoint `data` (read from `path`, written by `save`): weights strictly, then
+        optimizer, position, curriculum and RNG."""
+        apply_weights(self.model, data, path)          # a model of another shape: named first
+        check_resumable(data, path)
         self.optimizer.load_state_dict(data["optimizer"])
         self.epoch, self.batch, self.step = int(data["epoch"]), int(data["batch"]), int(data["step"])
-        if data.get("max_skip") and hasattr(self.dataset, "load_state_dict"):
-            self.dataset.load_state_dict(data["max_skip"])
+        self.curriculum.load_checkpoint(data)
         set_rng_state(data["rng"])
         log.info("resumed from %s %s (optimizer step %d)", path, self.position(), self.step)
         written = int(data.get("world_size", self.dist.world_size))
@@ -204,16 +162,11 @@ class Trainer:
             for s, handler in old.items():
                 signal.signal(s, handler)
 
-    def _loader(self):
-        """This epoch's batches from the current position (the PIL DataLoader unless a factory is set)."""
-        self.dataset.set_epoch(self.epoch, self.s.epochs_per_increment)
+    def _loader(self) -> Iterable[Dict[str, Any]]:
+        """This epoch's batches from the current position, after moving the curriculum to the epoch."""
+        self.curriculum.set_epoch(self.epoch)
         self.sampler.set_epoch(self.epoch, skip=self.batch * self.s.batch_size)
-        if self.loader_factory is not None:
-            return self.loader_factory(self.dataset, self.sampler, self.s.batch_size)
-        return DataLoader(self.dataset, batch_size=self.s.batch_size, sampler=self.sampler,
-                          num_workers=self.s.workers, collate_fn=self.collate, drop_last=True,
-                          worker_init_fn=ignore_stop_signals,
-                          pin_memory=self.device.type == "cuda")
+        return self.loaders.epoch(self.epoch, self.sampler)
 
     def _run_epoch(self) -> None:
         lr = lr_at(self.epoch, self.s.learning_rate, self.s.gamma, self.s.milestones)
@@ -265,8 +218,8 @@ class Trainer:
         summary = fault_summary(self.bad.epoch_count, self.nonfinite.epoch_count, self.bad.files)
         if summary and self.dist.is_main:
             log.warning("epoch %d/%d: %s", self.epoch, self.s.epochs, summary)
-        if self.validate and self.epoch % self.s.epoch_per_test == 0:
-            score = self.validate(self.epoch)
+        if self.evaluate and self.epoch % self.s.epoch_per_test == 0:
+            score = self.evaluate(self.epoch)
             if score is not None and self.writer:
                 self.writer.add_scalar("val/J&F", score, self.epoch)
         if self.waiting is not None:
@@ -317,28 +270,7 @@ class Trainer:
         """TensorBoard scalars of a step, and the prediction grid at the epoch's first step."""
         self.writer.add_scalar("train/loss", value, self.step)
         self.writer.add_scalar("train/lr", lr, self.step)
-        for name, skip in _skips(self.dataset).items():
+        for name, skip in self.curriculum.max_skips().items():
             self.writer.add_scalar(f"train/max_skip/{name}", skip, self.step)
         if self.batch == self.s.iter_size:
             self.writer.add_images("train/predictions", prediction_grid(batch["frames"], losses["pred"]), self.step)
-
-
-def _skips(dataset) -> Dict[str, int]:
-    state = dataset.state_dict() if hasattr(dataset, "state_dict") else {}
-    return {k: v.get("max_skip", 0) for k, v in state.items() if isinstance(v, dict)}
-
-
-_TINTS = ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1))   # background, objects 1..5
-
-
-def prediction_grid(frames: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-    """Last frame of each clip (frames [B, T, 3, H, W], normalised) with its predicted objects (pred
-    [B, K+1, H, W]) tinted: [B, 3, H, W] in [0, 1], on the frames' device (the GPU with DALI)."""
-    device = frames.device
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-    img = (frames[:, -1].float() * std + mean).clamp(0, 1)                     # [B, 3, H, W]
-    labels = pred.detach().float().to(device).argmax(1, keepdim=True)          # [B, 1, H, W]
-    colours = torch.tensor(_TINTS, dtype=torch.float32, device=device)
-    tint = colours[labels.clamp(max=len(_TINTS) - 1).squeeze(1)].permute(0, 3, 1, 2)   # [B, 3, H, W]
-    return torch.where(labels > 0, 0.5 * img + 0.5 * tint, img)

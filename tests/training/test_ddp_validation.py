@@ -12,11 +12,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from libs.dataset.training import collate_clips
-from libs.engine.checkpointer import Checkpointer
-from libs.engine.trainer import Trainer, TrainSettings
+from libs.training.checkpointer import Checkpointer
 from libs.utils.dist import DistInfo
-from tests.engine.tiny_training import TinyClips, TinyObjective
+from tests.helpers.training import tiny_trainer
 
 COLLECTIVE_TIMEOUT_S = 8      # the default group's timeout here (NCCL's is 10 minutes); a tiny step takes ms
 VALIDATION_S = 14             # rank 0's validation after epoch 1 takes longer than that
@@ -34,28 +32,37 @@ def _worker(rank: int, world: int, folder: str) -> None:
     _wait_for_each_other(folder, rank, world)
     dist.init_process_group("gloo", init_method=f"file://{os.path.join(folder, 'store')}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S))
-    objective = TinyObjective()
-    settings = TrainSettings(epochs=2, batch_size=1, iter_size=1, learning_rate=0.01, gamma=0.1, milestones=(),
-                             epochs_per_increment=1, epoch_per_test=1, checkpoint_dir=os.path.join(folder, "ckpt"))
+    validated = []                # rank 0: when its validation of epoch 1 ended (time.time())
 
     def slow_validation(epoch: int) -> float:
         if epoch == 1:
             time.sleep(VALIDATION_S)
+            validated.append(time.time())
         return 0.5
 
-    trainer = Trainer(objective, torch.optim.SGD(objective.parameters(), lr=0.01), TinyClips(), collate_clips, settings,
-                      torch.device("cpu"), DistInfo(rank, world, 0), validate=slow_validation if rank == 0 else None,
-                      checkpointer=Checkpointer(settings.checkpoint_dir, writer=rank == 0))
+    folder_ckpt = os.path.join(folder, "ckpt")
+    trainer = tiny_trainer(folder_ckpt, DistInfo(rank, world, 0), epochs=2,
+                           evaluate=slow_validation if rank == 0 else None,
+                           checkpointer=Checkpointer(folder_ckpt, writer=rank == 0))
+    started, loader = [], trainer._loader              # when each epoch's batches were asked for
+
+    def record_epoch_start():
+        started.append(time.time())
+        return loader()
+    trainer._loader = record_epoch_start
     trainer.run()
-    torch.save({"epoch": trainer.epoch, "step": trainer.step, "weight": objective.model.weight.detach()},
-               os.path.join(folder, f"rank{rank}.pth"))
+    torch.save({"epoch": trainer.epoch, "step": trainer.step, "weight": trainer.model.weight.detach(),
+                "started": started, "validated": validated}, os.path.join(folder, f"rank{rank}.pth"))
     dist.destroy_process_group()
 
 
 def test_other_ranks_wait_for_a_validation_longer_than_the_collective_timeout(tmp_path):
-    start = time.monotonic()
+    """Rank 1 starts epoch 2 only once rank 0's validation has ended, having waited longer than the collectives'
+    timeout allows, and both ranks finish with equal weights."""
     mp.spawn(_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pth", weights_only=True) for r in (0, 1))
     assert (r0["epoch"], r0["step"]) == (r1["epoch"], r1["step"]) == (2, 4)
     assert torch.equal(r0["weight"], r1["weight"])
-    assert time.monotonic() - start >= VALIDATION_S
+    assert len(r0["validated"]) == 1 and len(r1["started"]) == 2 and r1["validated"] == []
+    assert r1["started"][1] >= r0["validated"][0]                      # rank 1 waited for the validation
+    assert r1["started"][1] - r1["started"][0] > COLLECTIVE_TIMEOUT_S   # longer than a collective may wait

@@ -5,7 +5,7 @@ from typing import Dict, List
 import torch
 from torch import nn
 
-from libs.engine.losses import bootstrapped_cross_entropy, iou_loss
+from libs.training.losses import bootstrapped_cross_entropy, iou_loss
 from libs.errors import VOSError
 from libs.models.stm import STM, QueryFeatures
 

@@ -1,4 +1,4 @@
-"""Run under torchrun by test_trainer: trains briefly with DDP and saves each rank's parameters."""
+"""Run under torchrun by test_trainer.py: trains briefly with DDP and saves each rank's parameters."""
 import os
 import sys
 
@@ -6,7 +6,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tests.engine.test_trainer import make_trainer  # noqa: E402
+from tests.helpers.training import synthetic_trainer  # noqa: E402
 from libs.utils.dist import init_distributed, shutdown  # noqa: E402
 
 
@@ -14,10 +14,11 @@ def main() -> None:
     """argv: data_root out_dir."""
     data_root, out = sys.argv[1], sys.argv[2]
     dist = init_distributed(use_cuda=False)
-    trainer = make_trainer(data_root, os.path.join(out, "ckpt"), dist=dist, epochs=1)
+    trainer = synthetic_trainer(data_root, os.path.join(out, "ckpt"), dist=dist, epochs=1)
     seen = []
-    original = trainer.dataset.__getitem__
-    trainer.dataset.__class__.__getitem__ = lambda self, i: (seen.append(i), original(i))[1]
+    dataset = trainer.loaders.dataset
+    original = dataset.__getitem__
+    dataset.__class__.__getitem__ = lambda self, i: (seen.append(i), original(i))[1]
     trainer.run()
     torch.save({"params": trainer.model.state_dict(), "seen": seen}, os.path.join(out, f"rank{dist.rank}.pth"))
     shutdown()

@@ -7,20 +7,14 @@ import sys
 import pytest
 import torch
 
-from libs.dataset.sampler import ClipSampler
 from libs.dataset.synthetic import write_dataset
-from libs.dataset.training import TrainClipDataset, build_mixed_dataset, collate_clips
-from libs.dataset.transforms import build_train_transforms
-from libs.dataset.davis import DAVIS17
-from libs.engine.cyclic import CyclicConfig, CyclicObjective, cyclic_loss
-from libs.engine.schedule import EpochSampler, lr_at
-from libs.engine.trainer import Trainer, TrainSettings
 from libs.errors import VOSError
 from libs.models.stm import STM
-from libs.utils.dist import DistInfo
+from libs.training.cyclic import CyclicConfig, cyclic_loss
+from libs.training.schedule import EpochSampler, lr_at
+from tests.helpers.training import resume, synthetic_trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SIZE = (32, 48)
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +23,6 @@ def data_root(tmp_path_factory):
     write_dataset(str(root / "SYNTHETIC"), num_videos=2, num_frames=5, size=(40, 64), seed=3, split="train")
     write_dataset(str(root / "SYNTHETIC"), num_videos=1, num_frames=4, size=(40, 64), seed=4, split="val")
     return str(root)
-
-
-def make_trainer(data_root, ckpt, dist=DistInfo(), epochs=2, iter_size=2, seed=0):
-    """A tiny trainer on the SYNTHETIC training split (also used by ddp_worker.py)."""
-    torch.manual_seed(seed)
-    reader = DAVIS17(os.path.join(data_root, "SYNTHETIC"), "train")
-    data = TrainClipDataset(reader.videos, ClipSampler(3, 2, 1, 10, "SYNTHETIC"), build_train_transforms(SIZE, 2),
-                            samples_per_video=2, max_objects=2, seed=seed, name="SYNTHETIC")
-    data = build_mixed_dataset([data], [1])
-    model = STM("resnet18", keydim=8, valdim=16).eval()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    settings = TrainSettings(epochs=epochs, batch_size=1, iter_size=iter_size, learning_rate=1e-4, gamma=0.1,
-                             milestones=(1,), epochs_per_increment=1, epoch_per_test=1, checkpoint_dir=ckpt,
-                             seed=seed)
-    return Trainer(CyclicObjective(model, CyclicConfig()), optimizer, data, collate_clips, settings,
-                   torch.device("cpu"), dist)
 
 
 def test_lr_schedule_steps_by_gamma():
@@ -90,15 +68,37 @@ def test_cyclic_loss_decreases_on_a_fixed_clip():
     assert losses[-1] < 0.8 * losses[0]
 
 
-@pytest.mark.parametrize("mode", ["mask", "threshold"])
-def test_other_memory_modes_run(mode):
+def _memorised_masks(mode: str, iou_threshold: float):
+    """The object masks the forward pass memorises for frames 0 and 1 of a hand-made 3-frame clip, with the
+    network's segmentation fixed: frame 1's prediction covers the left half of its true object (IoU 0.5)."""
     torch.manual_seed(0)
     model = STM("resnet18", keydim=8, valdim=16).eval()
-    masks = torch.zeros(1, 3, 2, 32, 48)
-    masks[:, :, 1, 4:16, 4:20] = 1
+    H, W = 32, 48
+    masks = torch.zeros(1, 3, 2, H, W)                 # [B, T, K+1, H, W]
+    masks[:, :, 1, 4:16, 4:20] = 1                     # the object: 12 x 16 pixels in every frame
     masks[:, :, 0] = 1 - masks[:, :, 1]
-    out = cyclic_loss(model, torch.randn(1, 3, 3, 32, 48), masks, torch.tensor([1]), CyclicConfig(mode=mode))
-    assert torch.isfinite(out["loss"]) and out["pred"].shape == (1, 2, 32, 48)
+    logits = torch.full((1, 2, H, W), -10.0)           # [1, K+1, H, W]
+    logits[:, 0] = 10.0
+    logits[:, 1, 4:16, 4:12], logits[:, 0, 4:16, 4:12] = 10.0, -10.0     # predicted: 12 x 8 of the 12 x 16
+    prediction = torch.softmax(logits, 1)[:, 1:]                        # [1, K, H, W]
+    seen, encode = [], model.encode_memory
+    model.encode_memory = lambda frame, probs, *a: (seen.append(probs.detach().clone()), encode(frame, probs, *a))[1]
+    model.segment = lambda query, *a, **k: logits.expand(query.key.shape[0], -1, -1, -1)
+    cyclic_loss(model, torch.randn(1, 3, 3, H, W), masks, torch.tensor([1]),
+                CyclicConfig(mode=mode, iou_threshold=iou_threshold))
+    return seen[0], seen[1], masks[:, 1, 1:], prediction
+
+
+@pytest.mark.parametrize("mode, iou_threshold, stores", [("mask", 0.65, "truth"), ("recurrent", 0.65, "prediction"),
+                                                         ("threshold", 0.65, "truth"),        # IoU 0.5 <= 0.65
+                                                         ("threshold", 0.4, "prediction")])   # IoU 0.5 > 0.4
+def test_each_memory_mode_stores_its_mask_of_frame_1(mode, iou_threshold, stores):
+    """Frame 0 is memorised with its truth in every mode; frame 1 with its truth ('mask'), the network's
+    prediction ('recurrent'), or the prediction only when its IoU with the truth exceeds iou_threshold."""
+    first, second, truth, prediction = _memorised_masks(mode, iou_threshold)
+    assert torch.equal(first, truth)                       # frames 0 and 1 hold the same hand-made object
+    expected, other = (truth, prediction) if stores == "truth" else (prediction, truth)
+    assert torch.equal(second, expected) and not torch.equal(second, other)
 
 
 def _loss_and_grad(sdpa: bool, amp: bool = False):
@@ -132,14 +132,14 @@ def _params(model):
 def uninterrupted(data_root, tmp_path_factory):
     """Final parameters and checkpoints of a run that was never stopped."""
     folder = str(tmp_path_factory.mktemp("uninterrupted"))
-    full = make_trainer(data_root, folder)
+    full = synthetic_trainer(data_root, folder)
     full.run()
     return full, folder
 
 
 def test_stop_and_resume_equals_uninterrupted(data_root, tmp_path, uninterrupted):
     full, _ = uninterrupted
-    first = make_trainer(data_root, str(tmp_path / "b"))
+    first = synthetic_trainer(data_root, str(tmp_path / "b"))
     calls = {"n": 0}
     step = first._optimizer_step
 
@@ -152,8 +152,8 @@ def test_stop_and_resume_equals_uninterrupted(data_root, tmp_path, uninterrupted
     first.run()
     assert first.epoch == 0 and first.batch == 2
     torch.manual_seed(123)                       # the global RNG differs until resumed
-    resumed = make_trainer(data_root, str(tmp_path / "b"))
-    resumed.resume(str(tmp_path / "b" / "latest.pth"))
+    resumed = synthetic_trainer(data_root, str(tmp_path / "b"))
+    resume(resumed, str(tmp_path / "b" / "latest.pth"))
     resumed.run()
     a, b = _params(full.model), _params(resumed.model)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -163,14 +163,14 @@ def test_stop_and_resume_equals_uninterrupted(data_root, tmp_path, uninterrupted
 def test_max_minutes_stops_with_a_checkpoint_and_resume_finishes_the_run(data_root, tmp_path, uninterrupted,
                                                                          caplog):
     full, _ = uninterrupted
-    first = make_trainer(data_root, str(tmp_path / "b"))
+    first = synthetic_trainer(data_root, str(tmp_path / "b"))
     first.s.max_minutes = 1e-9                   # up at the first optimizer step
     first.run()
     assert (first.epoch, first.batch, first.step) == (0, 2, 1)
     assert "max_minutes 1e-09 reached" in caplog.text
-    resumed = make_trainer(data_root, str(tmp_path / "b"))
+    resumed = synthetic_trainer(data_root, str(tmp_path / "b"))
     resumed.s.max_minutes = 60.0                 # far away: the run ends at `epochs`
-    resumed.resume(str(tmp_path / "b" / "latest.pth"))
+    resume(resumed, str(tmp_path / "b" / "latest.pth"))
     resumed.run()
     a, b = _params(full.model), _params(resumed.model)
     assert resumed.step == full.step == 4 and all(torch.equal(a[k], b[k]) for k in a)
@@ -178,8 +178,8 @@ def test_max_minutes_stops_with_a_checkpoint_and_resume_finishes_the_run(data_ro
 
 def test_resume_from_epoch_checkpoint_equals_uninterrupted(data_root, tmp_path, uninterrupted):
     full, folder = uninterrupted
-    resumed = make_trainer(data_root, str(tmp_path / "b"))
-    resumed.resume(os.path.join(folder, "epoch-0001.pth"))
+    resumed = synthetic_trainer(data_root, str(tmp_path / "b"))
+    resume(resumed, os.path.join(folder, "epoch-0001.pth"))
     assert resumed.epoch == 1 and resumed.batch == 0
     resumed.run()
     a, b = _params(full.model), _params(resumed.model)
@@ -187,7 +187,7 @@ def test_resume_from_epoch_checkpoint_equals_uninterrupted(data_root, tmp_path, 
 
 
 def test_nan_loss_steps_are_skipped_and_too_many_in_a_row_stop(data_root, tmp_path, caplog):
-    trainer = make_trainer(data_root, str(tmp_path), epochs=2)
+    trainer = synthetic_trainer(data_root, str(tmp_path), epochs=2)
     trainer.s.epochs, trainer.s.max_nonfinite_steps = 1, 2
     trainer.run()
     before = open(tmp_path / "latest.pth", "rb").read()
@@ -209,7 +209,7 @@ def test_nan_loss_steps_are_skipped_and_too_many_in_a_row_stop(data_root, tmp_pa
 
 
 def test_checkpoint_every_steps_saves_latest_between_epochs(data_root, tmp_path):
-    trainer = make_trainer(data_root, str(tmp_path), epochs=1)
+    trainer = synthetic_trainer(data_root, str(tmp_path), epochs=1)
     trainer.s.checkpoint_every_steps = 1
     saved = []
     save = trainer.checkpointer.save
@@ -221,21 +221,21 @@ def test_checkpoint_every_steps_saves_latest_between_epochs(data_root, tmp_path)
 
 def test_resume_of_weights_only_file_is_refused(data_root, tmp_path):
     from libs.models import save_weights
-    trainer = make_trainer(data_root, str(tmp_path))
+    trainer = synthetic_trainer(data_root, str(tmp_path))
     save_weights(trainer.model, str(tmp_path / "w.pth"))
     with pytest.raises(VOSError, match="use it as `initial`, not `resume`"):
-        trainer.resume(str(tmp_path / "w.pth"))
+        resume(trainer, str(tmp_path / "w.pth"))
 
 
 @pytest.mark.slow
 def test_ddp_two_gloo_processes_keep_parameters_equal(data_root, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           os.path.join(ROOT, "tests", "engine", "ddp_worker.py"), data_root, str(tmp_path)]
+           os.path.join(ROOT, "tests", "training", "ddp_worker.py"), data_root, str(tmp_path)]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
     subprocess.run(cmd, check=True, cwd=ROOT, env=env, timeout=300, capture_output=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pth", weights_only=True) for r in (0, 1))
     assert all(torch.equal(r0["params"][k], r1["params"][k]) for k in r0["params"])
     assert not set(r0["seen"]) & set(r1["seen"])          # each rank its own shard
     assert len(r0["seen"]) == len(r1["seen"]) == 2
-    initial = make_trainer(data_root, str(tmp_path / "x")).model.state_dict()
+    initial = synthetic_trainer(data_root, str(tmp_path / "x")).model.state_dict()
     assert not torch.equal(initial["Decoder.pred2.weight"], r0["params"]["Decoder.pred2.weight"])

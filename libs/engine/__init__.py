@@ -1,1 +1,0 @@
-"""Training: the cyclic objective and its losses, the trainer, checkpoints and fault handling."""
