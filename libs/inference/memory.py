@@ -19,6 +19,11 @@ class _Row:
     slot_of: List[int] = field(default_factory=list)      # the slot of each stored frame
     start_of: List[int] = field(default_factory=list)     # objects with memory in each stored frame
     staged: Optional[int] = None                          # the slot of the previous frame, read but not stored
+    opened: Optional[int] = None                          # a slot whose bias a staging opened for every object
+
+    def holds(self) -> bool:
+        """Whether the row has memory (stored or staged) whose bias matters."""
+        return bool(self.slot_of) or self.staged is not None
 
     def free_slot(self, capacity: int) -> Optional[int]:
         """The lowest slot no stored frame uses, None when all are used."""
@@ -59,6 +64,10 @@ class MemoryBank:
         if self.bias is not None:
             self.bias[b] = NEG_INF
 
+    def clear(self) -> None:
+        """Forget every row's video; the buffers are kept for the next videos."""
+        self.rows = [_Row() for _ in self.rows]
+
     def set_objects(self, b: int, objects: int) -> None:
         """Row b's video has `objects` objects now (objects given at a later frame)."""
         if objects != self.rows[b].objects:
@@ -78,6 +87,9 @@ class MemoryBank:
         """The buffers hold `objects` objects (K of the batch changed): rows added as padding, or cut."""
         if self.key is None or objects == self.key.shape[1]:
             return
+        if not any(row.holds() for row in self.rows):     # nothing to keep: allocated at the next read
+            self.key = self.value = self.bias = None
+            return
         B, K, n, _ = self.key.shape
         keep = min(K, objects)
         key = self.key.new_zeros(B, objects, n, self.key.shape[3])
@@ -85,8 +97,7 @@ class MemoryBank:
         key[:, :keep], value[:, :keep] = self.key[:, :keep], self.value[:, :keep]
         self.key, self.value = key, value
         self.bias = self.bias.new_full((B, objects, n), NEG_INF)
-        for b in range(B):
-            self._rebuild_bias(b)
+        self._rebuild_rows()
 
     def _allocate(self, key: torch.Tensor, value: torch.Tensor) -> None:
         """Buffers for memory shaped like key [n, K, hw, C_k], value [n, K, hw, C_v]."""
@@ -96,8 +107,14 @@ class MemoryBank:
         self.value = value.new_zeros(B, K, n, value.shape[3])
         self.bias = torch.full((B, K, n), NEG_INF, device=key.device)
         self._index.clear()
-        for b in range(B):
-            self._rebuild_bias(b)
+        self._rebuild_rows()
+
+    def _rebuild_rows(self) -> None:
+        """Every row's bias in new buffers (all -inf): rows with no memory are left so."""
+        for b, row in enumerate(self.rows):
+            row.opened = None
+            if row.holds():
+                self._rebuild_bias(b)
 
     def _fits(self, key: torch.Tensor, value: torch.Tensor) -> bool:
         """Whether the buffers hold memory shaped like `key` and `value`."""
@@ -124,6 +141,7 @@ class MemoryBank:
             self.bias[b, row.objects:, self._where(slot)] = 0.0
         if row.staged is not None:
             self.bias[b, :, self._where(row.staged)] = 0.0
+        row.opened = row.staged
 
     def read(self, extra: Tuple[torch.Tensor, torch.Tensor]
              ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
@@ -144,17 +162,22 @@ class MemoryBank:
 
     def _write(self, slots: List[int], key: torch.Tensor, value: torch.Tensor) -> None:
         """Copy each row's previous frame [K, hw, C] into its staged slot (one indexed copy per buffer)."""
+        closed = any(self.rows[b].opened != slot for b, slot in enumerate(slots))   # biases still to open
+        for b, slot in enumerate(slots):
+            self.rows[b].opened = slot
         if len(slots) == 1:
             where = self._where(slots[0])
             self.key[0, :, where], self.value[0, :, where] = key[0], value[0]
-            self.bias[0, :, where] = 0.0
+            if closed:
+                self.bias[0, :, where] = 0.0
             return
         B, K, n, _ = self.key.shape
         b_index, s_index = self._indices(slots)
         S = n // self.hw
         self.key.view(B, K, S, self.hw, -1)[b_index, :, s_index] = key        # [n, K, hw, C_k]
         self.value.view(B, K, S, self.hw, -1)[b_index, :, s_index] = value
-        self.bias.view(B, K, S, self.hw)[b_index, :, s_index] = 0.0
+        if closed:
+            self.bias.view(B, K, S, self.hw)[b_index, :, s_index] = 0.0
 
     def _masked(self, n: int, used: int) -> bool:
         """Whether rows 0..n-1 read anything masked within their first `used` slots (known on the host)."""
@@ -176,6 +199,7 @@ class MemoryBank:
             slot = row.free_slot(self.capacity)
         if row.staged is not None and row.staged != slot and row.staged not in row.slot_of:
             self.bias[b, :, self._where(row.staged)] = NEG_INF
+            row.opened = None if row.opened == row.staged else row.opened
         row.staged = slot
         return slot
 
@@ -196,6 +220,7 @@ class MemoryBank:
         if self.max_frames and len(row.frame_ids) >= self.max_frames:
             drop = 1 if self.max_frames > 1 else 0
             self.bias[b, :, self._where(row.slot_of[drop])] = NEG_INF
+            row.opened = None if row.opened == row.slot_of[drop] else row.opened
             del row.frame_ids[drop], row.slot_of[drop], row.start_of[drop]
         row.frame_ids.append(frame_id)
         row.slot_of.append(row.staged)
