@@ -49,7 +49,7 @@ class MemoryBank:
         self.value: Optional[torch.Tensor] = None   # [B, K, S*hw, C_v]
         self.bias: Optional[torch.Tensor] = None    # [B, K, S*hw]
         self.hw = 0
-        self._index: dict = {}                      # device index tensors per slot pattern
+        self._index: dict = {}                      # device index tensors per (slot pattern, device)
 
     @property
     def capacity(self) -> int:
@@ -114,7 +114,6 @@ class MemoryBank:
         self.key = key.new_zeros(B, K, n, key.shape[3])
         self.value = value.new_zeros(B, K, n, value.shape[3])
         self.bias = torch.full((B, K, n), NEG_INF, device=key.device)
-        self._index.clear()
         self._rebuild_rows()
 
     def _rebuild_rows(self) -> None:
@@ -220,7 +219,7 @@ class MemoryBank:
 
     def _indices(self, slots: List[int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Device index tensors (row, slot) for a slot pattern, kept so that each pattern is copied once."""
-        pattern = tuple(slots)
+        pattern = (tuple(slots), self.key.device)   # kept across reallocations (new videos, widths)
         if pattern not in self._index:
             if len(self._index) >= 256:
                 self._index.clear()
