@@ -1,14 +1,16 @@
-"""engine_speed.py --batch_videos 1,2,4,8: a set of synthetic videos segmented B at a time (continuous
-batching, libs/runner/batched_loop.py); data-set FPS, operators per segmented frame, peak memory."""
+"""engine_speed.py --batch_videos 1,2,4,8: a set of synthetic videos segmented B at a time through one
+inference core of B slots (continuous batching, libs/inference/scheduler.py `run_jobs`); data-set FPS,
+operators per segmented frame, peak memory."""
 import time
 from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from libs.engine.batched import BatchedEngine
-from libs.engine.inference import InferenceEngine
-from libs.runner.batched_loop import BatchScheduler, Job
+from libs.inference.backend import Backend
+from libs.inference.core import InferenceCore
+from libs.inference.scheduler import Job, run_jobs
+from libs.inference.settings import InferenceSettings
 
 Video = Tuple[List[torch.Tensor], torch.Tensor]      # frames [1, 3, H, W] each, first masks [1, K+1, H, W]
 
@@ -24,20 +26,12 @@ def make_set(args, size: Tuple[int, int], device: torch.device, make_video) -> L
     return videos
 
 
-def run_set(engine, videos: List[Video], slots: int) -> int:
-    """Segment every video (one at a time with an InferenceEngine, else through a BatchedEngine of
-    `slots`); returns the segmented frames. Results stay on the device (nothing is copied back)."""
-    if slots == 1:
-        for frames, first in videos:
-            engine.reset()
-            engine.step(frames[0], first)
-            for frame in frames[1:]:
-                engine.step(frame)
-        return sum(len(f) - 1 for f, _ in videos)
-    jobs = iter([Job(i, iter([(x, first if t == 0 else None) for t, x in enumerate(frames)]))
-                 for i, (frames, first) in enumerate(videos)])
-    align = engine.save_freq if engine.loop > 0 else 1
-    return sum(1 for e in BatchScheduler(engine, jobs, align).events() if e.kind == "frame" and e.t > 0)
+def run_set(core: InferenceCore, videos: List[Video]) -> int:
+    """Segment every video through `core` (as many at once as it has slots; a core of one slot is the
+    single-video path); returns the segmented frames. Results stay on the device (nothing is copied back)."""
+    jobs = (Job(i, iter([(x, first if t == 0 else None) for t, x in enumerate(frames)]))
+            for i, (frames, first) in enumerate(videos))
+    return sum(1 for e in run_jobs(core, jobs, core.settings.align) if e.kind == "frame" and e.t > 0)
 
 
 def _count_ops(prof, device: torch.device, outermost, computes) -> int:
@@ -51,22 +45,22 @@ def batch_row(args, model, videos: List[Video], path_kw: Dict, loop: int, slots:
               helpers) -> Dict:
     """One row: FPS over the set after a warm-up run, peak MiB, operators per segmented frame (--ops)."""
     sync, peak_reset, peak_mib, outermost, computes = helpers
-    single = InferenceEngine(model, save_freq=args.save_freq, loop=loop, correction_rate=args.rate,
-                             max_memory_frames=args.max_memory_frames or 0, **path_kw)
-    engine = single if slots == 1 else BatchedEngine(single, slots)
-    warm = videos if path_kw.get("compile") else [(f[:3], m) for f, m in videos[:slots]]
-    run_set(engine, warm, slots)
+    settings = InferenceSettings(save_freq=args.save_freq, loop=loop, correction_rate=args.rate,
+                                 max_memory_frames=args.max_memory_frames or 0, **path_kw)
+    core = InferenceCore(Backend.from_settings(model, settings), settings, slots)
+    warm = videos if settings.compile else [(f[:3], m) for f, m in videos[:slots]]
+    run_set(core, warm)
     sync(device)
     peak_reset(device)
     start = time.perf_counter()
-    frames = run_set(engine, videos, slots)
+    frames = run_set(core, videos)
     sync(device)
     fps = frames / (time.perf_counter() - start)
     ops = None
     if args.ops:
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         with profile(activities=activities) as prof:
-            counted = run_set(engine, videos, slots)
+            counted = run_set(core, videos)
             sync(device)
         ops = _count_ops(prof, device, outermost, computes) / counted
     return dict(slots=slots, fps=fps, ops=ops, peak=peak_mib(device))

@@ -6,8 +6,9 @@
     python benchmarks/engine_speed.py --long 3000 --max_memory_frames 20 --every 250
 
 Random weights (STM(...)) and synthetic frames (libs.dataset.synthetic); nothing is downloaded.
-For each setting it prints the frames per second of each engine path (plain: the straightforward fp32
-engine; fast: folded, channels-last copy, preallocated memory, SDPA read, mask-only correction;
+Each path is one video at a time through an inference core of one slot (libs/inference/core.py
+`InferenceCore`, stepped frame by frame). For each setting it prints the frames per second of each path
+(plain: the model itself in exact fp32; fast: folded, channels-last copy, SDPA read, mask-only correction;
 fast-bf16: the same with the copy's weights in bf16; compiled, compiled-bf16: the fast path's steps
 compiled by torch.compile, CUDA graphs on a GPU; by default the bf16 and compiled paths run on CUDA only,
 on a CPU name them in --paths), the seconds spent compiling (not in the FPS), the share of output pixels
@@ -30,12 +31,15 @@ import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from benchmarks.batched_speed import batch_table, parse_sizes  # noqa: E402
+from benchmarks.bench_common import (fmt, memory_now, peak_mib, peak_reset, precision_kept, sync,  # noqa: E402
+                                     time_memory_read)
 from libs.dataset.synthetic import generate_video  # noqa: E402
 from libs.training.cyclic import CyclicConfig, cyclic_loss  # noqa: E402
-from libs.engine.inference import InferenceEngine  # noqa: E402
-from libs.engine.memory import MemoryBank, PreallocatedMemoryBank  # noqa: E402
-from libs.engine.preprocess import Letterbox  # noqa: E402
 from libs.errors import VOSError  # noqa: E402
+from libs.inference.backend import Backend  # noqa: E402
+from libs.inference.core import InferenceCore  # noqa: E402
+from libs.inference.frames import Letterbox  # noqa: E402
+from libs.inference.settings import InferenceSettings  # noqa: E402
 from libs.models.checkpoint import load_weights  # noqa: E402
 from libs.models.stm import STM  # noqa: E402
 
@@ -153,48 +157,42 @@ def build_model(arch: str, keydim: int, valdim: int, weights: str, device: torch
     return model.to(device).eval()
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def make_core(model: STM, args: argparse.Namespace, loop: int, path: str, bound: int) -> InferenceCore:
+    """An inference core of one slot (the single-video path) for `path`."""
+    settings = InferenceSettings(save_freq=args.save_freq, loop=loop, correction_rate=args.rate,
+                                 max_memory_frames=bound, **PATHS[path])
+    return InferenceCore(Backend.from_settings(model, settings), settings, slots=1)
 
 
-def _peak_reset(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
+def run_engine(core: InferenceCore, frames: List[torch.Tensor], first: torch.Tensor) -> torch.Tensor:
+    """Step one video through the core; labels of the segmented frames [T-1, H, W] uint8 (on the device)."""
+    if core.keys:
+        core.stop(0)
+    core.start(0, frames[0], first)
+    return torch.stack([core.step({0: frame})[0].argmax(0).to(torch.uint8) for frame in frames[1:]])
 
 
-def _peak_mib(device: torch.device) -> Optional[float]:
-    return torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
-
-
-def run_engine(engine: InferenceEngine, frames: List[torch.Tensor], first: torch.Tensor) -> torch.Tensor:
-    """Step through the video; labels of the segmented frames [T-1, H, W] uint8 (kept on the device)."""
-    engine.reset()
-    engine.step(frames[0], first)
-    return torch.stack([engine.step(frame).argmax(1)[0].to(torch.uint8) for frame in frames[1:]])
-
-
-def time_engine(engine: InferenceEngine, frames: List[torch.Tensor], first: torch.Tensor,
+def time_engine(engine: InferenceCore, frames: List[torch.Tensor], first: torch.Tensor,
                 device: torch.device) -> Tuple[float, torch.Tensor, Optional[float], Optional[float]]:
     """(segmented frames per second, labels [T-1, H, W], peak MiB, compile seconds) after a warm-up video:
     3 frames, or for a compiled engine the whole video (every graph its memory growth needs is compiled
     there; compile seconds = that run's time minus the timed run's)."""
-    warm = frames if engine.compile else frames[:3]
+    compiled = engine.settings.compile
+    warm = frames if compiled else frames[:3]
     start = time.perf_counter()
     run_engine(engine, warm, first)
-    _sync(device)
+    sync(device)
     warm_s = time.perf_counter() - start
-    _peak_reset(device)
+    peak_reset(device)
     start = time.perf_counter()
     labels = run_engine(engine, frames, first)
-    _sync(device)
+    sync(device)
     seconds = time.perf_counter() - start
-    compile_s = max(0.0, warm_s - seconds) if engine.compile else None
-    return (len(frames) - 1) / seconds, labels, _peak_mib(device), compile_s
+    compile_s = max(0.0, warm_s - seconds) if compiled else None
+    return (len(frames) - 1) / seconds, labels, peak_mib(device), compile_s
 
 
-def ops_per_frame(engine: InferenceEngine, frames: List[torch.Tensor], first: torch.Tensor,
+def ops_per_frame(engine: InferenceCore, frames: List[torch.Tensor], first: torch.Tensor,
                   device: torch.device, count: int = 11) -> float:
     """Operations per segmented frame from one profiled run over the first `count` frames: on CUDA the
     kernels and copies (launches a GPU pays for whatever their size), on a CPU the ATen operators the
@@ -205,7 +203,7 @@ def ops_per_frame(engine: InferenceEngine, frames: List[torch.Tensor], first: to
     frames = frames[:count]
     with profile(activities=activities) as prof:
         run_engine(engine, frames, first)
-        _sync(device)
+        sync(device)
     if device.type == "cuda":
         n = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
     else:
@@ -235,12 +233,12 @@ def engine_rows(args: argparse.Namespace, setting: Setting, paths: List[str], de
     frames, first, _ = make_video(setting.size, args.frames, args.objects, args.seed, device)
     rows, reference = [], None
     for path in paths:
-        engine = InferenceEngine(model, save_freq=args.save_freq, loop=setting.loop, correction_rate=args.rate,
-                                 max_memory_frames=args.max_memory_frames or 0, **PATHS[path])
-        fps, labels, peak, compile_s = time_engine(engine, frames, first, device)
-        reference = labels if reference is None else reference
-        agree = (labels == reference).float().mean().item() * 100
-        ops = ops_per_frame(engine, frames, first, device) if args.ops else None
+        with precision_kept():
+            engine = make_core(model, args, setting.loop, path, args.max_memory_frames or 0)
+            fps, labels, peak, compile_s = time_engine(engine, frames, first, device)
+            reference = labels if reference is None else reference
+            agree = (labels == reference).float().mean().item() * 100
+            ops = ops_per_frame(engine, frames, first, device) if args.ops else None
         rows.append(dict(setting=setting, path=path, fps=fps, agree=agree, peak=peak, ops=ops, compile=compile_s))
     return rows
 
@@ -273,18 +271,14 @@ def time_training(args: argparse.Namespace, arch: str, size: Tuple[int, int], ba
         optimizer.zero_grad(set_to_none=True)
 
     step()
-    _peak_reset(device)
+    peak_reset(device)
     start = time.perf_counter()
     for _ in range(args.train_iters):
         step()
-    _sync(device)
+    sync(device)
     seconds = (time.perf_counter() - start) / args.train_iters
     return dict(arch=arch, size=size, batch=batch, precision="bf16+fast" if amp else "fp32", seconds=seconds,
-                clips=batch / seconds, peak=_peak_mib(device))
-
-
-def _fmt(value: Optional[float], spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+                clips=batch / seconds, peak=peak_mib(device))
 
 
 def print_engine_header() -> None:
@@ -303,9 +297,9 @@ def print_engine_rows(rows: List[Dict], on_cuda: bool) -> None:
         plain.setdefault(s, r["fps"])
         original = ORIGINAL_FPS.get((s.arch, tuple(s.size), s.loop)) if on_cuda else None
         ratio = None if original is None else r["fps"] / original
-        print(f"| {s.label()} | {r['path']} | {r['fps']:.2f} | {r['fps'] / plain[s]:.2f}x | {_fmt(original, '.2f')} "
-              f"| {_fmt(ratio, '.2f')}{'x' if ratio else ''} | {r['agree']:.2f} | {_fmt(r['peak'], '.0f')} "
-              f"| {_fmt(r['ops'], '.0f')} | {_fmt(r['compile'], '.1f')} |", flush=True)
+        print(f"| {s.label()} | {r['path']} | {r['fps']:.2f} | {r['fps'] / plain[s]:.2f}x | {fmt(original, '.2f')} "
+              f"| {fmt(ratio, '.2f')}{'x' if ratio else ''} | {r['agree']:.2f} | {fmt(r['peak'], '.0f')} "
+              f"| {fmt(r['ops'], '.0f')} | {fmt(r['compile'], '.1f')} |", flush=True)
 
 
 def print_train_table(rows: List[Dict], on_cuda: bool) -> None:
@@ -321,18 +315,8 @@ def print_train_table(rows: List[Dict], on_cuda: bool) -> None:
         original = None if sec is None else 1.0 / sec
         ratio = None if original is None else r["clips"] / original
         print(f"| {key} | {r['batch']} | {r['precision']} | {r['seconds']:.3f} | {r['clips']:.2f} "
-              f"| {r['clips'] / base[key]:.2f}x | {_fmt(original, '.2f')} | {_fmt(ratio, '.2f')}{'x' if ratio else ''} "
-              f"| {_fmt(r['peak'], '.0f')} |")
-
-
-def _memory_now(device: torch.device) -> str:
-    """Allocated and peak GPU memory, or the process's resident memory on a CPU."""
-    if device.type == "cuda":
-        return (f"allocated {torch.cuda.memory_allocated(device) / 2 ** 20:.0f} MiB | "
-                f"peak {torch.cuda.max_memory_allocated(device) / 2 ** 20:.0f} MiB")
-    with open("/proc/self/statm") as f:
-        resident = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return f"resident {resident / 2 ** 20:.0f} MiB"
+              f"| {r['clips'] / base[key]:.2f}x | {fmt(original, '.2f')} | {fmt(ratio, '.2f')}{'x' if ratio else ''} "
+              f"| {fmt(r['peak'], '.0f')} |")
 
 
 def run_long(args: argparse.Namespace, setting: Setting, paths: List[str], device: torch.device) -> None:
@@ -342,44 +326,20 @@ def run_long(args: argparse.Namespace, setting: Setting, paths: List[str], devic
     frames, first, _ = make_video(setting.size, args.long, args.objects, args.seed, device)   # 60 on the device
     bound = 20 if args.max_memory_frames is None else args.max_memory_frames
     for path in paths:
-        engine = InferenceEngine(model, save_freq=args.save_freq, loop=setting.loop, correction_rate=args.rate,
-                                 max_memory_frames=bound, **PATHS[path])
-        _peak_reset(device)
-        engine.step(frames[0], first)
-        tic, last = time.perf_counter(), 0
-        for t in range(1, args.long):
-            engine.step(frames[t])
-            if t % args.every == 0 or t == args.long - 1:
-                _sync(device)
-                now = time.perf_counter()
-                print(f"long | {setting.label()} | {path} | frame {t} | {(t - last) / (now - tic):.2f} FPS "
-                      f"| memory frames {len(engine.bank)}/{bound or 'all'} | {_memory_now(device)}", flush=True)
-                tic, last = now, t
-
-
-def time_memory_read(args: argparse.Namespace, setting: Setting, device: torch.device) -> None:
-    """The memory read alone per path: assembling the bank's inputs, then the attention (random keys)."""
-    h, w = -(-setting.size[0] // 16), -(-setting.size[1] // 16)
-    K, hw = args.objects, h * w
-    print("| memory frames | N | path | bank read ms | attention ms | peak MiB |\n| --- | --- | --- | --- | --- | --- |")
-    for frames in [int(m) for m in args.read.split(",")]:
-        memory = [(torch.randn(1, K, hw, args.keydim, device=device) * 0.1,
-                   torch.randn(1, K, hw, args.valdim, device=device)) for _ in range(frames)]
-        query = torch.randn(1, args.keydim, h, w, device=device)
-        for path, bank in (("plain", MemoryBank()), ("fast", PreallocatedMemoryBank())):
-            for i, (key, value) in enumerate(memory[:-1]):
-                bank.add(key, value, i)
-            for _ in range(3):          # the last of three repetitions counts
-                _peak_reset(device)
-                start = time.perf_counter()
-                mem_key, mem_value, bias = bank.read_inputs(memory[-1])
-                _sync(device)
-                mid = time.perf_counter()
-                STM.read_memory(mem_key, mem_value, query, bias, sdpa=path == "fast")
-                _sync(device)
-                end = time.perf_counter()
-            print(f"| {frames} | {frames * hw} | {path} | {1e3 * (mid - start):.2f} | {1e3 * (end - mid):.2f} "
-                  f"| {_fmt(_peak_mib(device), '.0f')} |", flush=True)
+        with precision_kept():
+            core = make_core(model, args, setting.loop, path, bound)
+            peak_reset(device)
+            core.start(0, frames[0], first)
+            tic, last = time.perf_counter(), 0
+            for t in range(1, args.long):
+                core.step({0: frames[t]})
+                if t % args.every == 0 or t == args.long - 1:
+                    sync(device)
+                    now = time.perf_counter()
+                    stored = len(core.bank.rows[0].frame_ids)
+                    print(f"long | {setting.label()} | {path} | frame {t} | {(t - last) / (now - tic):.2f} FPS "
+                          f"| memory frames {stored}/{bound or 'all'} | {memory_now(device)}", flush=True)
+                    tic, last = now, t
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -403,7 +363,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for setting in settings(args):
             if args.read:
                 print(f"memory read, {setting.size[0]}x{setting.size[1]} (h*w = positions per frame)")
-                time_memory_read(args, setting, device)
+                time_memory_read(args, setting.size, device)
             if args.long:
                 run_long(args, setting, paths, device)
         return 0
@@ -411,7 +371,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         batch_settings = [Setting(s.arch, s.size, int(loop)) for s in dict.fromkeys(
             Setting(s.arch, s.size, 0) for s in settings(args)) for loop in args.batch_loops.split(",")]
         batch_table(args, batch_settings, (paths or ["fast"])[0], PATHS[(paths or ["fast"])[0]], device,
-                    build_model, make_video, (_sync, _peak_reset, _peak_mib, _outermost, _computes))
+                    build_model, make_video, (sync, peak_reset, peak_mib, _outermost, _computes))
         return 0
     if paths:
         print(f"\nengine: {args.frames} frames (FPS over the {args.frames - 1} segmented ones), agreement = share "

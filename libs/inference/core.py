@@ -91,9 +91,12 @@ class InferenceCore:
     def _put_row(self, x: Optional[torch.Tensor], row: int, value: torch.Tensor, fresh: bool = False
                  ) -> torch.Tensor:
         """x with `value` [1, ...] as its row `row`: appended, or (all rows computed) written; `fresh`: into a
-        copy (x is a result the caller may still read)."""
+        copy (x is a result the caller may still read; with no x: value is the caller's). With no x and only
+        busy rows computed, value itself (a copy if fresh): nothing writes such a tensor in place."""
+        if x is None and not self._padded():
+            return value.clone() if fresh else value
         if x is None:
-            rows = self.slots if self._padded() else 0
+            rows = self.slots
             x = value.new_zeros(rows, *value.shape[1:]).contiguous(memory_format=_layout(value))
         if row >= x.shape[0]:
             return torch.cat([x, value.to(x.dtype)])
@@ -119,6 +122,10 @@ class InferenceCore:
                 getattr(self, name)[row] = getattr(self, name)[last]
         for name in ("keys", "t", "objects"):
             getattr(self, name).pop()
+        if not self.keys and not self._padded():       # the next video starts afresh (K, buffers kept)
+            self.bank.clear()
+            self.prev_frame = self.prev_mask = self.ref_mask = self.ref_query = None
+            return
         self.prev_frame, self.prev_mask, self.ref_mask = (self._drop_row(x, row, last) for x in
                                                           (self.prev_frame, self.prev_mask, self.ref_mask))
         if self.ref_query is not None:
@@ -205,7 +212,7 @@ class InferenceCore:
         out = pad_channels(out, self.K + 1)
         out[row] = pad_channels(merged, self.K + 1)[0]
         self.bank.set_objects(row, self.objects[row])
-        self.ref_mask = self._put_row(self.ref_mask, row, out[row:row + 1])
+        self.ref_mask = self._put_row(self.ref_mask, row, out[row:row + 1], fresh=True)   # may alias prev_mask
         self._set_query(row, x[row:row + 1])
         return out
 

@@ -19,6 +19,12 @@ class _Row:
     slot_of: List[int] = field(default_factory=list)      # the slot of each stored frame
     start_of: List[int] = field(default_factory=list)     # objects with memory in each stored frame
     staged: Optional[int] = None                          # the slot of the previous frame, read but not stored
+    opened: Optional[int] = None                          # a slot whose bias a staging opened for every object
+    stale: bool = False                                   # bias not kept: rebuilt at the row's first masked read
+
+    def holds(self) -> bool:
+        """Whether the row has memory (stored or staged) whose bias matters."""
+        return bool(self.slot_of) or self.staged is not None
 
     def free_slot(self, capacity: int) -> Optional[int]:
         """The lowest slot no stored frame uses, None when all are used."""
@@ -31,18 +37,19 @@ class MemoryBank:
     `max_frames`, the first kept) and reads them with its previous frame, staged in a free slot of its own.
     `fixed` (compiled steps): every read returns the whole buffers, whose shapes change only when the
     capacity doubles or the object count changes; otherwise only the used rows and slots are read, and the
-    bias is None where nothing is masked. A padding object (a row's channels past its objects) reads all its
+    bias is None where nothing is masked (a row's bias is written only from its first masked read on: one
+    video alone, unbounded, costs no bias operation). A padding object (a row's channels past its objects) reads all its
     video's memory: its output is discarded, and a fully masked row would give NaN."""
 
     def __init__(self, rows: int, max_frames: int = 0, fixed: bool = False, initial_slots: int = 8):
         self.max_frames, self.fixed = max_frames, fixed
         self.initial_slots = max_frames + 1 if max_frames else max(1, initial_slots)
-        self.rows = [_Row() for _ in range(rows)]
+        self.rows = [self._new_row() for _ in range(rows)]
         self.key: Optional[torch.Tensor] = None     # [B, K, S*hw, C_k]
         self.value: Optional[torch.Tensor] = None   # [B, K, S*hw, C_v]
         self.bias: Optional[torch.Tensor] = None    # [B, K, S*hw]
         self.hw = 0
-        self._index: dict = {}                      # device index tensors per slot pattern
+        self._index: dict = {}                      # device index tensors per (slot pattern, device)
 
     @property
     def capacity(self) -> int:
@@ -53,11 +60,20 @@ class MemoryBank:
         """The memory positions of `slot`."""
         return slice(slot * self.hw, (slot + 1) * self.hw)
 
+    def _new_row(self, objects: int = 0) -> _Row:
+        """A row with no memory; unless the reads are fixed its bias is left stale until a read is masked (a
+        video read alone, unbounded, never is: no bias operation at all)."""
+        return _Row(objects, stale=not self.fixed)
+
     def reset(self, b: int, objects: int) -> None:
         """Row b starts a new video with `objects` objects: its memory is forgotten."""
-        self.rows[b] = _Row(objects)
-        if self.bias is not None:
+        self.rows[b] = self._new_row(objects)
+        if self.bias is not None and not self.rows[b].stale:
             self.bias[b] = NEG_INF
+
+    def clear(self) -> None:
+        """Forget every row's video; the buffers are kept for the next videos."""
+        self.rows = [self._new_row() for _ in self.rows]
 
     def set_objects(self, b: int, objects: int) -> None:
         """Row b's video has `objects` objects now (objects given at a later frame)."""
@@ -68,15 +84,19 @@ class MemoryBank:
     def move(self, src: int, dst: int) -> None:
         """Row src's video moves to row dst (rows are kept contiguous when videos leave)."""
         self.rows[dst] = self.rows[src]
-        self.rows[src] = _Row()
+        self.rows[src] = self._new_row()
         if self.key is not None:
-            for buffer in (self.key, self.value, self.bias):
+            for buffer in (self.key, self.value) + (() if self.rows[dst].stale else (self.bias,)):
                 buffer[dst] = buffer[src]
-            self.bias[src] = NEG_INF
+            if not self.rows[src].stale:
+                self.bias[src] = NEG_INF
 
     def set_width(self, objects: int) -> None:
         """The buffers hold `objects` objects (K of the batch changed): rows added as padding, or cut."""
         if self.key is None or objects == self.key.shape[1]:
+            return
+        if not any(row.holds() for row in self.rows):     # nothing to keep: allocated at the next read
+            self.key = self.value = self.bias = None
             return
         B, K, n, _ = self.key.shape
         keep = min(K, objects)
@@ -85,8 +105,7 @@ class MemoryBank:
         key[:, :keep], value[:, :keep] = self.key[:, :keep], self.value[:, :keep]
         self.key, self.value = key, value
         self.bias = self.bias.new_full((B, objects, n), NEG_INF)
-        for b in range(B):
-            self._rebuild_bias(b)
+        self._rebuild_rows()
 
     def _allocate(self, key: torch.Tensor, value: torch.Tensor) -> None:
         """Buffers for memory shaped like key [n, K, hw, C_k], value [n, K, hw, C_v]."""
@@ -95,9 +114,14 @@ class MemoryBank:
         self.key = key.new_zeros(B, K, n, key.shape[3])
         self.value = value.new_zeros(B, K, n, value.shape[3])
         self.bias = torch.full((B, K, n), NEG_INF, device=key.device)
-        self._index.clear()
-        for b in range(B):
-            self._rebuild_bias(b)
+        self._rebuild_rows()
+
+    def _rebuild_rows(self) -> None:
+        """Every row's bias in new buffers (all -inf): rows with no memory are left so."""
+        for b, row in enumerate(self.rows):
+            row.opened = None
+            if row.holds():
+                self._rebuild_bias(b)
 
     def _fits(self, key: torch.Tensor, value: torch.Tensor) -> bool:
         """Whether the buffers hold memory shaped like `key` and `value`."""
@@ -115,15 +139,16 @@ class MemoryBank:
     def _rebuild_bias(self, b: int) -> None:
         """Row b's bias from its bookkeeping: an object reads a stored frame if it had memory there or is
         padding; everything reads the staged previous frame."""
-        if self.bias is None:
-            return
         row = self.rows[b]
+        if self.bias is None or row.stale:
+            return
         self.bias[b] = NEG_INF
         for slot, start in zip(row.slot_of, row.start_of):
             self.bias[b, :start, self._where(slot)] = 0.0
             self.bias[b, row.objects:, self._where(slot)] = 0.0
         if row.staged is not None:
             self.bias[b, :, self._where(row.staged)] = 0.0
+        row.opened = row.staged
 
     def read(self, extra: Tuple[torch.Tensor, torch.Tensor]
              ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
@@ -139,22 +164,34 @@ class MemoryBank:
             return self.key, self.value, self.bias
         used = max(max(self.rows[b].slot_of + [slots[b]]) for b in range(n)) + 1
         where = slice(0, used * self.hw)
-        bias = self.bias[:n, :, where] if self._masked(n, used) else None
+        bias = None
+        if self._masked(n, used):
+            for b, row in enumerate(self.rows[:n]):
+                if row.stale:
+                    row.stale = False
+                    self._rebuild_bias(b)
+            bias = self.bias[:n, :, where]
         return self.key[:n, :, where], self.value[:n, :, where], bias
 
     def _write(self, slots: List[int], key: torch.Tensor, value: torch.Tensor) -> None:
         """Copy each row's previous frame [K, hw, C] into its staged slot (one indexed copy per buffer)."""
+        closed = any(not self.rows[b].stale and self.rows[b].opened != slot     # biases still to open
+                     for b, slot in enumerate(slots))
+        for b, slot in enumerate(slots):
+            self.rows[b].opened = slot
         if len(slots) == 1:
             where = self._where(slots[0])
             self.key[0, :, where], self.value[0, :, where] = key[0], value[0]
-            self.bias[0, :, where] = 0.0
+            if closed:
+                self.bias[0, :, where] = 0.0
             return
         B, K, n, _ = self.key.shape
         b_index, s_index = self._indices(slots)
         S = n // self.hw
         self.key.view(B, K, S, self.hw, -1)[b_index, :, s_index] = key        # [n, K, hw, C_k]
         self.value.view(B, K, S, self.hw, -1)[b_index, :, s_index] = value
-        self.bias.view(B, K, S, self.hw)[b_index, :, s_index] = 0.0
+        if closed:
+            self.bias.view(B, K, S, self.hw)[b_index, :, s_index] = 0.0
 
     def _masked(self, n: int, used: int) -> bool:
         """Whether rows 0..n-1 read anything masked within their first `used` slots (known on the host)."""
@@ -174,14 +211,15 @@ class MemoryBank:
         if slot is None:
             self._grow_slots()
             slot = row.free_slot(self.capacity)
-        if row.staged is not None and row.staged != slot and row.staged not in row.slot_of:
+        if row.staged is not None and row.staged != slot and row.staged not in row.slot_of and not row.stale:
             self.bias[b, :, self._where(row.staged)] = NEG_INF
+            row.opened = None if row.opened == row.staged else row.opened
         row.staged = slot
         return slot
 
     def _indices(self, slots: List[int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Device index tensors (row, slot) for a slot pattern, kept so that each pattern is copied once."""
-        pattern = tuple(slots)
+        pattern = (tuple(slots), self.key.device)   # kept across reallocations (new videos, widths)
         if pattern not in self._index:
             if len(self._index) >= 256:
                 self._index.clear()
@@ -195,7 +233,9 @@ class MemoryBank:
         row = self.rows[b]
         if self.max_frames and len(row.frame_ids) >= self.max_frames:
             drop = 1 if self.max_frames > 1 else 0
-            self.bias[b, :, self._where(row.slot_of[drop])] = NEG_INF
+            if not row.stale:
+                self.bias[b, :, self._where(row.slot_of[drop])] = NEG_INF
+                row.opened = None if row.opened == row.slot_of[drop] else row.opened
             del row.frame_ids[drop], row.slot_of[drop], row.start_of[drop]
         row.frame_ids.append(frame_id)
         row.slot_of.append(row.staged)
