@@ -14,15 +14,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from yacs.config import CfgNode
 
-from libs.config import get_cfg, merge_file, merge_values, validate
-from libs.errors import VOSError
-from libs.inference import build_backend
-from libs.inference.session import VideoSession, check_labels
-from libs.inference.settings import InferenceSettings
-from libs.io import FrameSource, read_frame
-from libs.models import build_model
-from libs.runner.cli import adopt_initial
-from libs.utils.device import resolve_device
+from .config import get_cfg, merge_file, merge_values, validate
+from .errors import VOSError
+from .inference import build_backend
+from .inference.session import VideoSession, check_labels
+from .inference.settings import InferenceSettings
+from .io import FrameSource, read_frame
+from .models import build_model
+from .runner.cli import adopt_initial
+from .utils.device import resolve_device
 
 __all__ = ["VideoSession", "check_labels", "load_frames", "open_session", "session_config"]
 log = logging.getLogger(__name__)

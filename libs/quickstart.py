@@ -14,10 +14,10 @@ from typing import List, Optional
 
 import torch
 
-from libs.config import load_cfg
-from libs.dataset.synthetic import write_dataset
-from libs.models import STM, save_weights
-from libs.utils.device import cpu_has_bf16
+from .config import load_cfg
+from .dataset.synthetic import write_dataset
+from .models import STM, save_weights
+from .utils.device import cpu_has_bf16
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -5,13 +5,13 @@ import os
 
 from yacs.config import CfgNode
 
-from libs.app.security import JSON_LIMIT, Guard, Policy, access_token, local_names
-from libs.app.server import build_app
-from libs.app.sessions import Limits, SessionStore
-from libs.inference import InferenceCore, InferenceSettings, build_backend
-from libs.inference.scheduler import SharedScheduler
-from libs.models import build_model
-from libs.utils.device import resolve_device
+from .security import JSON_LIMIT, Guard, Policy, access_token, local_names
+from .server import build_app
+from .sessions import Limits, SessionStore
+from ..inference import InferenceCore, InferenceSettings, build_backend
+from ..inference.scheduler import SharedScheduler
+from ..models import build_model
+from ..utils.device import resolve_device
 
 __all__ = ["build_server_app"]
 APP_SLOTS = 4       # browser tabs propagating at once in one batch (more with batch_videos)

@@ -7,8 +7,8 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 from pycocotools import mask as rle
 
-from libs.io import atomic_path
-from libs.utils.constants import VOID_LABEL
+from ..io import atomic_path
+from ..utils.constants import VOID_LABEL
 
 
 def coco_document(masks: Dict[int, np.ndarray], names: Sequence[str], size: Tuple[int, int], title: str) -> dict:

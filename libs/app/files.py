@@ -12,7 +12,7 @@ from typing import Dict, Iterator, Optional
 
 import numpy as np
 
-from libs.io import atomic_path, read_mask, write_indexed_png
+from ..io import atomic_path, read_mask, write_indexed_png
 
 META = "session.json"
 LRU_MASKS = 16          # masks of a video kept decoded in memory

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from libs.errors import VOSError
-from libs.io import FrameSource, atomic_path, read_frame
+from ..errors import VOSError
+from ..io import FrameSource, atomic_path, read_frame
 
 QUALITY = 95            # JPEG quality of the cached frames (the page is sent these very bytes)
 LRU_FRAMES = 8          # decoded frames kept in memory per video

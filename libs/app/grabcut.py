@@ -5,7 +5,7 @@ from typing import Sequence, Tuple
 import cv2
 import numpy as np
 
-from libs.errors import VOSError
+from ..errors import VOSError
 
 ITERATIONS = 5
 Points = Sequence[Sequence[float]]

@@ -8,9 +8,9 @@ from typing import AsyncIterator
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from libs.errors import VOSError
-from libs.io.paths import IMAGE_EXTENSIONS, atomic_path, check_name
-from libs.io.video import VIDEO_EXTENSIONS
+from ..errors import VOSError
+from ..io.paths import IMAGE_EXTENSIONS, atomic_path, check_name
+from ..io.video import VIDEO_EXTENSIONS
 
 UPLOAD_EXTENSIONS = VIDEO_EXTENSIONS + (".zip",)
 BLOCK = 1 << 20           # bytes of an upload written to disk at once

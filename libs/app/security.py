@@ -11,7 +11,7 @@ from http.cookies import SimpleCookie
 from typing import Callable, FrozenSet, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from libs.app.media import TooLarge
+from .media import TooLarge
 
 log = logging.getLogger("app")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

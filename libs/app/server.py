@@ -15,12 +15,12 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from libs.app.coco import write_coco
-from libs.app.grabcut import grabcut
-from libs.app.media import Busy, Refused, TooLarge, Unknown, allowed_path, labels_from_bytes, save_upload, too_large
-from libs.app.sessions import AppSession, SessionStore
-from libs.errors import VOSError
-from libs.io import davis_palette
+from .coco import write_coco
+from .grabcut import grabcut
+from .media import Busy, Refused, TooLarge, Unknown, allowed_path, labels_from_bytes, save_upload, too_large
+from .sessions import AppSession, SessionStore
+from ..errors import VOSError
+from ..io import davis_palette
 
 log = logging.getLogger("app")
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")

@@ -14,13 +14,13 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from libs.api import VideoSession
-from libs.app.files import MaskFolder, SessionFiles
-from libs.app.frames import FrameCache, build_cache
-from libs.app.media import Busy, Unknown, unzip_frames
-from libs.errors import VOSError
-from libs.inference.scheduler import SharedScheduler
-from libs.io import atomic_path, davis_palette, safe_join
+from ..api import VideoSession
+from .files import MaskFolder, SessionFiles
+from .frames import FrameCache, build_cache
+from .media import Busy, Unknown, unzip_frames
+from ..errors import VOSError
+from ..inference.scheduler import SharedScheduler
+from ..io import atomic_path, davis_palette, safe_join
 
 log = logging.getLogger("app")
 SID = re.compile(r"[0-9a-f]{16}")

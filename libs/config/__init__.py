@@ -7,9 +7,9 @@ from typing import Any, Callable, Dict, List, Optional, Set
 import yaml
 from yacs.config import CfgNode
 
-from libs.config.defaults import defaults
-from libs.config.validate import validate
-from libs.errors import VOSError
+from .defaults import defaults
+from .validate import validate
+from ..errors import VOSError
 
 # keys that accept a single value where the default is a list (the original allowed both)
 SCALAR_OR_LIST = ("trainset", "datafreq", "max_skip", "milestone")

@@ -8,8 +8,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from yacs.config import CfgNode
 
-from libs.config.defaults import defaults
-from libs.errors import VOSError
+from .defaults import defaults
+from ..errors import VOSError
 
 log = logging.getLogger("config")
 

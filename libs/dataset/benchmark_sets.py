@@ -10,8 +10,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from libs.dataset.synthetic import generate_video, video_seed
-from libs.io import davis_palette, write_image, write_indexed_png
+from .synthetic import generate_video, video_seed
+from ..io import davis_palette, write_image, write_indexed_png
 
 LAYOUTS = ("MOSE", "MOSEv2", "LVOS", "LVOSv2", "SAV")
 _FOLDERS = {"MOSE": "MOSE", "MOSEv2": "MOSEv2", "LVOS": "LVOS", "LVOSv2": "LVOSv2", "SAV": "SA-V"}

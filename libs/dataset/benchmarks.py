@@ -12,13 +12,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from libs.dataset.base import SCORE_DAVIS, SCORE_LVOS, SCORE_MOSE2, SCORE_SAV, SCORE_SERVER, Scoring
-from libs.dataset.folder import FolderReader
-from libs.dataset.registry import register_dataset
-from libs.errors import VOSError
-from libs.evaluation.png import read_label_png
-from libs.io import davis_palette, write_indexed_png
-from libs.utils.constants import VOID_LABEL
+from .base import SCORE_DAVIS, SCORE_LVOS, SCORE_MOSE2, SCORE_SAV, SCORE_SERVER, Scoring
+from .folder import FolderReader
+from .registry import register_dataset
+from ..errors import VOSError
+from ..evaluation.png import read_label_png
+from ..io import davis_palette, write_indexed_png
+from ..utils.constants import VOID_LABEL
 
 _VAL_FOLDERS = ("valid", "val")
 
@@ -133,7 +133,7 @@ class LVOS(SplitReader):
         folder = os.path.basename(self.split_dir)
         for name in (f"{folder}_meta.json", f"{self.split}_meta.json", "valid_meta.json", "meta.json"):
             if os.path.isfile(os.path.join(self.split_dir, name)):
-                from libs.evaluation.lvos import load_lvos_meta
+                from ..evaluation.lvos import load_lvos_meta
                 self.meta_path = os.path.join(self.split_dir, name)
                 self.meta = load_lvos_meta(self.meta_path)
                 return
@@ -163,7 +163,7 @@ class LVOS(SplitReader):
         video, else by reading the annotations in order)."""
         by_stem = {os.path.splitext(os.path.basename(p))[0]: t for t, p in annotations.items()}
         if name in self.meta:
-            from libs.evaluation.lvos import object_ranges
+            from ..evaluation.lvos import object_ranges
             starts: Dict[int, List[int]] = {}
             for obj, start, _, _ in object_ranges(self.meta, name):
                 if f"{start:08d}" not in by_stem:
@@ -233,7 +233,7 @@ class SAV(SplitReader):
     def scan_annotations(self, name: str, stems: List[str]) -> Dict[int, str]:
         """Frame index -> derived label map of the objects that first appear there (object i of the sorted
         object folders is label i + 1; overlaps are painted larger object first, see `paint`)."""
-        from libs.evaluation.sav import binary, object_folders, object_frames
+        from ..evaluation.sav import binary, object_folders, object_frames
 
         index = {stem: i for i, stem in enumerate(stems)}
         starts: Dict[int, List[Tuple[int, np.ndarray]]] = {}

@@ -4,14 +4,14 @@ from typing import List
 
 from yacs.config import CfgNode
 
-import libs.dataset  # noqa: F401  (registers the built-in readers)
-from libs.dataset.base import EvaluationSet, Video
-from libs.dataset.registry import get_dataset_class
-from libs.dataset.sampler import ClipSampler
-from libs.dataset.static import StaticClipSynth, StaticImages
-from libs.dataset.training import StaticClipDataset, TrainClipDataset, build_mixed_dataset
-from libs.dataset.transforms import build_train_transforms
-from libs.errors import VOSError
+from .. import dataset  # noqa: F401  (registers the built-in readers)
+from .base import EvaluationSet, Video
+from .registry import get_dataset_class
+from .sampler import ClipSampler
+from .static import StaticClipSynth, StaticImages
+from .training import StaticClipDataset, TrainClipDataset, build_mixed_dataset
+from .transforms import build_train_transforms
+from ..errors import VOSError
 
 
 def build_eval_dataset(cfg: CfgNode) -> EvaluationSet:

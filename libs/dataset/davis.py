@@ -4,9 +4,9 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from libs.dataset.folder import FolderReader
-from libs.dataset.registry import register_dataset
-from libs.errors import VOSError
+from .folder import FolderReader
+from .registry import register_dataset
+from ..errors import VOSError
 
 _SET_ALIASES = {"train": ("train", "training"), "val": ("val", "validation")}
 

@@ -4,11 +4,11 @@ from typing import Dict, List, Optional
 
 from PIL import Image
 
-from libs.dataset.base import SCORE_DAVIS, Scoring, Video
-from libs.dataset.registry import register_dataset
-from libs.errors import VOSError
-from libs.io.images import full_palette
-from libs.io.paths import list_images
+from .base import SCORE_DAVIS, Scoring, Video
+from .registry import register_dataset
+from ..errors import VOSError
+from ..io.images import full_palette
+from ..io.paths import list_images
 
 
 class FolderReader:

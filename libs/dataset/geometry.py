@@ -8,8 +8,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from libs.dataset.dali.draft import PlanDraft, affine_forward, flip_matrix, scale_matrix, unsupported
-from libs.dataset.step import Clip, Step, resize_clip, uniform
+from .dali.draft import PlanDraft, affine_forward, flip_matrix, scale_matrix, unsupported
+from .step import Clip, Step, resize_clip, uniform
 
 
 class TransposePortrait(Step):

@@ -1,7 +1,7 @@
 """Registry of data sets by name: a new data set is one class plus one register line."""
 from typing import Callable, Dict, List, Type
 
-from libs.errors import VOSError
+from ..errors import VOSError
 
 _DATASETS: Dict[str, type] = {}
 

@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Union
 
 import numpy as np
 
-from libs.errors import VOSError
+from ..errors import VOSError
 
 RandomSource = Union[random.Random, np.random.Generator]
 

@@ -13,9 +13,9 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from libs.dataset.base import Video
-from libs.dataset.registry import register_dataset
-from libs.errors import VOSError
+from .base import Video
+from .registry import register_dataset
+from ..errors import VOSError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 LAYOUT = ("ROOT/JPEGImages/<name>.jpg (or .jpeg/.png) and ROOT/Annotations/<name>.png "

@@ -8,7 +8,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from libs.dataset.dali.draft import PlanDraft, unsupported
+from .dali.draft import PlanDraft, unsupported
 
 Clip = Tuple[tv_tensors.Image, tv_tensors.Mask]
 ArrayClip = Union[np.ndarray, Sequence[np.ndarray]]

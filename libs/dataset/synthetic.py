@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from libs.errors import VOSError
-from libs.io.images import davis_palette, write_image, write_indexed_png
-from libs.io.paths import atomic_path, check_name
-from libs.io.video import write_video
-from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import VOSError
+from ..io.images import davis_palette, write_image, write_indexed_png
+from ..io.paths import atomic_path, check_name
+from ..io.video import write_video
+from ..utils.constants import IMAGENET_MEAN, IMAGENET_STD
 
 MAX_OBJECTS = 8
 MIN_SIDE = 16

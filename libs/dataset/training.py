@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from libs.dataset.base import Video
-from libs.dataset.sampler import ClipSampler
-from libs.dataset.static import StaticClipSynth, mask_to_labels
-from libs.dataset.geometry import cover_size
-from libs.errors import VOSError
-from libs.io import read_frame, read_mask
+from .base import Video
+from .sampler import ClipSampler
+from .static import StaticClipSynth, mask_to_labels
+from .geometry import cover_size
+from ..errors import VOSError
+from ..io import read_frame, read_mask
 
 MAX_TRIES = 20   # clips drawn per item before a video whose first frames show no object is an error
 MAX_REPLACEMENTS = 10   # other items tried, one after another, for an item holding an unreadable file

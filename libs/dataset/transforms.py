@@ -19,12 +19,12 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from libs.dataset.dali.draft import PlanDraft, unsupported
-from libs.dataset.geometry import (Paired, RandomCropKeepSize, RandomCropVisible, ResizePad, ShrinkToCover,
+from .dali.draft import PlanDraft, unsupported
+from .geometry import (Paired, RandomCropKeepSize, RandomCropVisible, ResizePad, ShrinkToCover,
                                    TransposePortrait)
-from libs.dataset.step import ArrayClip, Clip, Step, uniform
-from libs.errors import VOSError
-from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD, VOID_LABEL
+from .step import ArrayClip, Clip, Step, uniform
+from ..errors import VOSError
+from ..utils.constants import IMAGENET_MEAN, IMAGENET_STD, VOID_LABEL
 
 __all__ = ["ClipTransform", "ColourJitter", "Normalize", "Paired", "RandomCropKeepSize", "RandomCropVisible",
            "ResizePad", "SelectObjects", "ShrinkToCover", "ToClipTensors", "ToFloat", "TransposePortrait",

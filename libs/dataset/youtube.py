@@ -2,10 +2,10 @@
 import os
 from typing import Dict, List
 
-from libs.dataset.base import SCORE_YOUTUBE, Scoring
-from libs.dataset.folder import FolderReader
-from libs.dataset.registry import register_dataset
-from libs.errors import VOSError
+from .base import SCORE_YOUTUBE, Scoring
+from .folder import FolderReader
+from .registry import register_dataset
+from ..errors import VOSError
 
 _SPLIT_NAMES = {"val": "valid"}     # configuration split name -> YouTube-VOS folder name
 

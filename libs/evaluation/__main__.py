@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from libs.errors import VOSError
+from ..errors import VOSError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """The evaluation proper; raises VOSError for bad input."""
-    from libs.evaluation.davis import evaluate_davis
+    from .davis import evaluate_davis
 
     if args.task != "semi-supervised":
         raise VOSError(f"--task {args.task!r} is not supported; only semi-supervised is")

@@ -5,9 +5,9 @@ import os
 import zipfile
 from typing import Optional, Sequence
 
-from libs.dataset.base import SCORE_LVOS, SCORE_MOSE2, SCORE_SAV, SCORE_SERVER, Scoring
-from libs.errors import VOSError
-from libs.io.paths import atomic_path
+from ..dataset.base import SCORE_LVOS, SCORE_MOSE2, SCORE_SAV, SCORE_SERVER, Scoring
+from ..errors import VOSError
+from ..io.paths import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +23,10 @@ def score_benchmark(dataset, scoring: Scoring, out_root: str, names: Sequence[st
         pack_server_zip(dataset, results, out_root.rstrip("/") + ".zip")
         return None
     if scoring.scorer == SCORE_MOSE2:
-        from libs.evaluation.mose import score_mose2
+        from .mose import score_mose2
         table = score_mose2(scoring.ground_truth, results, name, names)
     elif scoring.scorer == SCORE_LVOS:
-        from libs.evaluation.lvos import score_lvos
+        from .lvos import score_lvos
         table = score_lvos(scoring.meta_path, scoring.ground_truth, results, name, names)
     elif scoring.scorer == SCORE_SAV:
         table = _score_sav(scoring, results, out_root, name, names)
@@ -39,7 +39,7 @@ def score_benchmark(dataset, scoring: Scoring, out_root: str, names: Sequence[st
 
 def _score_sav(scoring: Scoring, label_root: str, out_root: str, name: str, names: Sequence[str]):
     """Export the label maps as the per-object PNGs the SA-V evaluator reads, then score them."""
-    from libs.evaluation.sav import export_objects, score_sav
+    from .sav import export_objects, score_sav
 
     pred_root = os.path.join(out_root, "Annotations_6fps")
     count = sum(export_objects(os.path.join(label_root, v), scoring.ground_truth[v], os.path.join(pred_root, v))

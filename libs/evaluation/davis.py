@@ -23,13 +23,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from libs.errors import VOSError
-from libs.evaluation.metrics import BOUND_TH, boundary_radius, disk, frame_scores
-from libs.evaluation.png import read_label_png
-from libs.evaluation.report import DavisResults, SequenceScores
-from libs.io.paths import natural_key
-from libs.utils.constants import VOID_LABEL
-from libs.utils.device import resolve_device_kind
+from ..errors import VOSError
+from .metrics import BOUND_TH, boundary_radius, disk, frame_scores
+from .png import read_label_png
+from .report import DavisResults, SequenceScores
+from ..io.paths import natural_key
+from ..utils.constants import VOID_LABEL
+from ..utils.device import resolve_device_kind
 
 RESOLUTION = "480p"
 
@@ -71,7 +71,7 @@ def evaluate_davis(davis_path: str, results_path: str, set_name: str = "val", ye
     tasks = build_tasks(ground_truth, results_path, year, bound_th)
     keep_freed_memory()
     if resolve_device_kind(device) == "cuda":
-        from libs.evaluation.metrics_torch import evaluate_sequence_torch
+        from .metrics_torch import evaluate_sequence_torch
         scores = [evaluate_sequence_torch(task) for task in tasks]
     elif workers == 1 or len(tasks) == 1:
         scores = [evaluate_sequence(task) for task in tasks]

@@ -12,7 +12,7 @@ import json
 import os
 from typing import Dict, List, Sequence, Tuple
 
-from libs.io.paths import atomic_path
+from ..io.paths import atomic_path
 
 
 

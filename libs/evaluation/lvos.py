@@ -18,11 +18,11 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from libs.errors import VOSError
-from libs.evaluation.metrics import BOUND_TH, boundary_f, boundary_radius, disk
-from libs.evaluation.png import read_label_png
-from libs.evaluation.report import GLOBAL_COLUMNS
-from libs.evaluation.tables import ScoreTable
+from ..errors import VOSError
+from .metrics import BOUND_TH, boundary_f, boundary_radius, disk
+from .png import read_label_png
+from .report import GLOBAL_COLUMNS
+from .tables import ScoreTable
 
 STEP = 5                # the ground truth is scored every 5th frame
 

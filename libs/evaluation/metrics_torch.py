@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from libs.evaluation.metrics import _f_from_counts, boundary_radius
+from .metrics import _f_from_counts, boundary_radius
 
 FRAME_CHUNK = 16  # frames per batch: bounds memory at about 40 maps of [16, H, W]
 
@@ -88,8 +88,8 @@ def label_scores_torch(gt_labels: np.ndarray, pred_labels: np.ndarray, n_objects
 
 def evaluate_sequence_torch(task, device: str = "cuda"):
     """`davis.evaluate_sequence` with the scoring done by torch on `device` (reading stays on CPU)."""
-    from libs.evaluation.davis import count_objects, load_pair, read_gt
-    from libs.evaluation.report import SequenceScores
+    from .davis import count_objects, load_pair, read_gt
+    from .report import SequenceScores
 
     first = read_gt(task, task.frames[0])
     n_objects = count_objects(first, task.year)

@@ -18,12 +18,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from libs.errors import VOSError
-from libs.evaluation.davis import list_pngs
-from libs.evaluation.metrics import boundary_f
-from libs.evaluation.png import read_label_png
-from libs.evaluation.tables import ScoreTable
-from libs.utils.constants import VOID_LABEL
+from ..errors import VOSError
+from .davis import list_pngs
+from .metrics import boundary_f
+from .png import read_label_png
+from .tables import ScoreTable
+from ..utils.constants import VOID_LABEL
 
 GLOBAL = ["J&F_new", "J", "F_new", "disappear_J&F_new", "reappear_J&F_new", "F", "J&F"]
 PER_OBJECT = ["Sequence", "J&F_new", "J", "F_new", "F"]

@@ -12,7 +12,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from libs.errors import VOSError
+from ..errors import VOSError
 
 try:  # optional accelerator, same API as zlib
     from zlib_ng import zlib_ng as _inflater

@@ -8,9 +8,9 @@ from typing import Dict, List
 
 import numpy as np
 
-from libs.io.paths import atomic_path
+from ..io.paths import atomic_path
 
-from libs.evaluation.metrics import db_statistics
+from .metrics import db_statistics
 
 GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
 SEQUENCE_COLUMNS = ["Sequence", "J-Mean", "F-Mean"]
@@ -63,7 +63,7 @@ class DavisResults:
 
     def plot(self, out_dir: str) -> str:
         """PNG beside the CSVs: J&F per sequence (bars) and per-frame J of every object (curves)."""
-        from libs.evaluation.plot import plot_results
+        from .plot import plot_results
         path = os.path.join(out_dir, f"per-sequence_results-{self.set_name}.png")
         write_atomic(path, plot_results(self.sequences, self.set_name))
         return path

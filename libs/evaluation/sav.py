@@ -17,12 +17,12 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from libs.errors import VOSError
-from libs.evaluation.metrics import BOUND_TH, boundary_f, boundary_radius, disk
-from libs.evaluation.png import read_label_png
-from libs.evaluation.tables import ScoreTable
-from libs.io import write_indexed_png
-from libs.io.paths import natural_key
+from ..errors import VOSError
+from .metrics import BOUND_TH, boundary_f, boundary_radius, disk
+from .png import read_label_png
+from .tables import ScoreTable
+from ..io import write_indexed_png
+from ..io.paths import natural_key
 
 BINARY_PALETTE = [0, 0, 0, 255, 255, 255]     # exported object masks: 0 black, 1 white
 

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-from libs.evaluation.report import _csv_text, _format_table, write_atomic
+from .report import _csv_text, _format_table, write_atomic
 
 
 @dataclass

@@ -18,9 +18,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from libs.errors import VOSError
-from libs.evaluation.png import read_label_png
-from libs.io.paths import atomic_path
+from ..errors import VOSError
+from .png import read_label_png
+from ..io.paths import atomic_path
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ import logging
 import torch
 from yacs.config import CfgNode
 
-from libs.inference.backend import Backend
-from libs.inference.core import InferenceCore
-from libs.inference.settings import InferenceSettings
+from .backend import Backend
+from .core import InferenceCore
+from .settings import InferenceSettings
 
 __all__ = ["Backend", "InferenceCore", "InferenceSettings", "build_backend", "build_core"]
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ def build_backend(cfg: CfgNode, model: torch.nn.Module) -> Backend:
     """The backend of the config's path (plain, fast, bf16, compiled) over `model`, or with `runtime
     onnxruntime` the graphs of onnx_dir (checked against the run's model keys, size, memory and weights)."""
     if cfg.runtime == "onnxruntime":
-        from libs.onnxrt import OnnxSteps
+        from ..onnxrt import OnnxSteps
 
         return Backend(model, onnx=OnnxSteps.from_cfg(cfg))
     return Backend.from_settings(model, InferenceSettings.from_cfg(cfg))

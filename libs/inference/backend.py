@@ -6,11 +6,11 @@ from typing import Optional, Tuple
 
 import torch
 
-from libs.errors import VOSError
-from libs.inference.settings import InferenceSettings
-from libs.inference.steps import RECOMPILE_LIMIT, compile_steps, correction_step, memory_step, segment_step
-from libs.models.fold import inference_copy
-from libs.models.stm import STM, QueryFeatures
+from ..errors import VOSError
+from .settings import InferenceSettings
+from .steps import RECOMPILE_LIMIT, compile_steps, correction_step, memory_step, segment_step
+from ..models.fold import inference_copy
+from ..models.stm import STM, QueryFeatures
 
 log = logging.getLogger(__name__)
 

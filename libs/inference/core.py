@@ -4,11 +4,11 @@ from typing import Dict, Hashable, List, Optional
 
 import torch
 
-from libs.inference.backend import Backend
-from libs.inference.frames import to_device
-from libs.inference.memory import MemoryBank
-from libs.inference.settings import InferenceSettings
-from libs.models.stm import QueryFeatures
+from .backend import Backend
+from .frames import to_device
+from .memory import MemoryBank
+from .settings import InferenceSettings
+from ..models.stm import QueryFeatures
 
 
 def pad_channels(x: torch.Tensor, channels: int) -> torch.Tensor:

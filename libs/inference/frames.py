@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import torch
 
-from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD, VOID_LABEL
+from ..utils.constants import IMAGENET_MEAN, IMAGENET_STD, VOID_LABEL
 
 _MEAN = np.array(IMAGENET_MEAN, dtype=np.float32).reshape(1, 1, 3)
 _STD = np.array(IMAGENET_STD, dtype=np.float32).reshape(1, 1, 3)

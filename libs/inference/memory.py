@@ -5,7 +5,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from libs.inference.frames import to_device
+from .frames import to_device
 
 NEG_INF = float("-inf")
 

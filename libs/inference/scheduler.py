@@ -8,8 +8,8 @@ from typing import Callable, Dict, Hashable, Iterable, Iterator, Optional, Tuple
 
 import torch
 
-from libs.errors import VOSError
-from libs.inference.core import InferenceCore
+from ..errors import VOSError
+from .core import InferenceCore
 
 Frame = Tuple[torch.Tensor, Optional[torch.Tensor]]     # x [1, 3, H, W] on the device, given one-hot masks or None
 log = logging.getLogger(__name__)

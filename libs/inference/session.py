@@ -6,14 +6,14 @@ from typing import Dict, Iterator, List, MutableMapping, Optional, Sequence, Tup
 
 import numpy as np
 
-from libs.errors import VOSError
-from libs.inference.backend import Backend
-from libs.inference.core import InferenceCore
-from libs.inference.frames import Letterbox, ObjectTable, frame_tensor, mask_tensor
-from libs.inference.scheduler import Event, Job, SharedScheduler, run_jobs, video_failure
-from libs.inference.settings import InferenceSettings
-from libs.io import davis_palette, full_palette, overlay as draw_overlay, write_image, write_indexed_png, write_video
-from libs.utils.constants import VOID_LABEL
+from ..errors import VOSError
+from .backend import Backend
+from .core import InferenceCore
+from .frames import Letterbox, ObjectTable, frame_tensor, mask_tensor
+from .scheduler import Event, Job, SharedScheduler, run_jobs, video_failure
+from .settings import InferenceSettings
+from ..io import davis_palette, full_palette, overlay as draw_overlay, write_image, write_indexed_png, write_video
+from ..utils.constants import VOID_LABEL
 
 
 class VideoSession:
@@ -51,7 +51,7 @@ class VideoSession:
     def open(cls, video, checkpoint: str, cfg_file: Optional[str] = None, **overrides) -> "VideoSession":
         """A session on `video` (file, folder or list of frames) with the weights of `checkpoint` (a train.py
         checkpoint or released weights; '' = untrained); `overrides` are config keys (loop=0, gpu_id=-1)."""
-        from libs.api import open_session             # the config's edge
+        from ..api import open_session             # the config's edge
         return open_session(video, checkpoint, cfg_file, overrides)
 
     def __len__(self) -> int:

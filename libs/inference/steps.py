@@ -6,8 +6,8 @@ from typing import Callable, Optional, Tuple, Union
 
 import torch
 
-from libs.training.losses import bootstrapped_cross_entropy, iou_loss
-from libs.models.stm import STM, QueryFeatures
+from ..training.losses import bootstrapped_cross_entropy, iou_loss
+from ..models.stm import STM, QueryFeatures
 
 RECOMPILE_LIMIT = 64       # graphs per step function: (batch, objects, capacity doublings), with room
 

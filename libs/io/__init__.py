@@ -1,10 +1,10 @@
 """Reading and writing frames, masks, palettes, overlays and videos: one way for the whole project."""
-from libs.io.images import (davis_palette, full_palette, read_frame, read_mask, write_image,
+from .images import (davis_palette, full_palette, read_frame, read_mask, write_image,
                             write_indexed_png)
-from libs.io.masks import load_first_mask
-from libs.io.paths import atomic_path, list_images, natural_key, safe_join
-from libs.io.video import FrameSource, write_video
-from libs.io.visual import heatmap_overlay, overlay
+from .masks import load_first_mask
+from .paths import atomic_path, list_images, natural_key, safe_join
+from .video import FrameSource, write_video
+from .visual import heatmap_overlay, overlay
 
 __all__ = [
     "FrameSource", "atomic_path", "davis_palette", "full_palette", "heatmap_overlay", "list_images",

@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 import torch
 
-from libs.errors import VOSError
-from libs.io.images import read_frame
-from libs.io.video import read_video_frames
-from libs.dataset.dali.available import error_reason, require_dali
+from ..errors import VOSError
+from .images import read_frame
+from .video import read_video_frames
+from ..dataset.dali.available import error_reason, require_dali
 
 log = logging.getLogger(__name__)
 CPU_VIDEO_CODECS = {"MJPG": "MJPEG", "VP80": "VP8", "VP90": "VP9"}       # OpenCV FOURCC -> codec

@@ -5,9 +5,9 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from libs.errors import VOSError
-from libs.io.paths import atomic_path
-from libs.utils.constants import davis_palette
+from ..errors import VOSError
+from .paths import atomic_path
+from ..utils.constants import davis_palette
 
 GREY_MODES = ("L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "I;16N")
 _WRITE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}

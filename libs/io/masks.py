@@ -3,9 +3,9 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from libs.errors import VOSError
-from libs.utils.constants import VOID_LABEL
-from libs.io.images import (GREY_MODES, davis_palette, full_palette, grey_values, open_image,
+from ..errors import VOSError
+from ..utils.constants import VOID_LABEL
+from .images import (GREY_MODES, davis_palette, full_palette, grey_values, open_image,
                             pack_rgb, palette_indices)
 
 MAX_GREY_LEVELS = 16     # more distinct grey levels than this: a soft mask, thresholded at 128

@@ -5,7 +5,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator, List, Tuple, Union
 
-from libs.errors import VOSError
+from ..errors import VOSError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 

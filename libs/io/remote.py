@@ -10,10 +10,10 @@ import urllib.parse
 import urllib.request
 from typing import BinaryIO, Optional
 
-from libs.errors import VOSError
-from libs.io.paths import atomic_path
-from libs.io.video import VIDEO_EXTENSIONS
-from libs.utils.progress import progress
+from ..errors import VOSError
+from .paths import atomic_path
+from .video import VIDEO_EXTENSIONS
+from ..utils.progress import progress
 
 log = logging.getLogger(__name__)
 HTTP_SCHEMES = ("http://", "https://")

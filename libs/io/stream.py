@@ -8,7 +8,7 @@ from typing import Dict, Iterator, Optional, Tuple
 import cv2
 import numpy as np
 
-from libs.errors import VOSError
+from ..errors import VOSError
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 OPEN_TIMEOUT_MS = 10000          # a network stream that does not answer within this is an error

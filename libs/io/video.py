@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from libs.errors import VOSError
-from libs.io.images import read_frame
-from libs.io.paths import atomic_path, list_images
+from ..errors import VOSError
+from .images import read_frame
+from .paths import atomic_path, list_images
 
 if TYPE_CHECKING:
-    from libs.io.dali_decode import DaliDecoder
+    from .dali_decode import DaliDecoder
 
 WRITE_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")        # what write_video writes (mp4v)
 VIDEO_EXTENSIONS = WRITE_EXTENSIONS + (".webm",)             # what FrameSource reads

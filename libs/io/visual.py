@@ -4,7 +4,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from libs.io.images import full_palette
+from .images import full_palette
 
 
 def _check_pair(frame: np.ndarray, plane: np.ndarray, what: str) -> None:

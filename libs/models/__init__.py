@@ -1,8 +1,8 @@
 """The STM network, its backbones and checkpoint handling."""
 from yacs.config import CfgNode
 
-from libs.models.checkpoint import load_weights, save_weights
-from libs.models.stm import STM, QueryFeatures, soft_aggregate
+from .checkpoint import load_weights, save_weights
+from .stm import STM, QueryFeatures, soft_aggregate
 
 __all__ = ["STM", "QueryFeatures", "soft_aggregate", "load_weights", "save_weights", "build_model"]
 

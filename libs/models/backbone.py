@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torchvision import models
 
-from libs.errors import VOSError
-from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import VOSError
+from ..utils.constants import IMAGENET_MEAN, IMAGENET_STD
 
 # name -> (torchvision-style constructor, torchvision weights enum or None, channel expansion of the blocks)
 _BACKBONES: Dict[str, Tuple[Callable[..., nn.Module], Optional[object], int]] = {}

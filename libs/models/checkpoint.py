@@ -7,8 +7,8 @@ import torch
 import yaml
 from torch import nn
 
-from libs.errors import VOSError
-from libs.io.paths import atomic_path
+from ..errors import VOSError
+from ..io.paths import atomic_path
 
 MODEL_KEYS = ("arch", "keydim", "valdim")     # config keys that decide the shapes of the weights
 # number of blocks in res4 (ResNet layer3) and channels entering the key projection, per arch

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from libs.models.backbone import ResNetTrunk
-from libs.models.stm import STM
+from .backbone import ResNetTrunk
+from .stm import STM
 
 
 def inference_copy(model: STM, channels_last: bool = True, dtype: torch.dtype = torch.float32) -> STM:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from libs.models.backbone import ResNetTrunk, channel_expansion
+from .backbone import ResNetTrunk, channel_expansion
 
 
 class QueryFeatures(NamedTuple):

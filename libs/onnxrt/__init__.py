@@ -1,5 +1,5 @@
 """Deploy without PyTorch: the fast path's steps exported to ONNX (export.py) and run by onnxruntime."""
-from libs.onnxrt.manifest import read_manifest, slots_for
-from libs.onnxrt.steps import OnnxSteps
+from .manifest import read_manifest, slots_for
+from .steps import OnnxSteps
 
 __all__ = ["OnnxSteps", "read_manifest", "slots_for"]

@@ -8,15 +8,15 @@ from typing import Any, Dict, Tuple
 
 import torch
 
-from libs.inference.steps import segment_step as batched_segment_step
-from libs.inference.steps import memory_step
-from libs.errors import VOSError
-from libs.models.fold import inference_copy
-from libs.models.stm import STM
-from libs.onnxrt.graphs import (DYNAMIC_AXES, GRAPH_FILES, MAX_BATCH, MAX_OBJECTS, OPSET, example_inputs,
+from ..inference.steps import segment_step as batched_segment_step
+from ..inference.steps import memory_step
+from ..errors import VOSError
+from ..models.fold import inference_copy
+from ..models.stm import STM
+from .graphs import (DYNAMIC_AXES, GRAPH_FILES, MAX_BATCH, MAX_OBJECTS, OPSET, example_inputs,
                                 export_graphs, memory_positions)
-from libs.onnxrt.manifest import FORMAT, MANIFEST, file_sha256, write_manifest
-from libs.onnxrt.steps import OnnxSteps
+from .manifest import FORMAT, MANIFEST, file_sha256, write_manifest
+from .steps import OnnxSteps
 
 TOLERANCE = {"key": 1e-3, "value": 1e-3, "probs": 1e-4}   # export check: largest |onnxruntime - torch| allowed
                                                           # (key/value: relative to their largest magnitude)

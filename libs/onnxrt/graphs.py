@@ -8,11 +8,11 @@ from typing import Dict, Tuple
 import torch
 from torch import nn
 
-from libs.inference.steps import segment_step as batched_segment_step
-from libs.inference.steps import memory_step
-from libs.errors import VOSError
-from libs.io.paths import atomic_path
-from libs.models.stm import STM
+from ..inference.steps import segment_step as batched_segment_step
+from ..inference.steps import memory_step
+from ..errors import VOSError
+from ..io.paths import atomic_path
+from ..models.stm import STM
 
 OPSET = 18                 # ONNX Runtime >= 1.14 and TensorRT >= 8.6 run opset 18
 MAX_BATCH = 256            # export-time bounds of the dynamic axes (the graphs take any size in range)

@@ -4,8 +4,8 @@ import json
 import os
 from typing import Any, Dict, Optional
 
-from libs.errors import VOSError
-from libs.io.paths import atomic_path
+from ..errors import VOSError
+from ..io.paths import atomic_path
 
 MANIFEST = "manifest.json"
 FORMAT = 1

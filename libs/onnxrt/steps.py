@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from yacs.config import CfgNode
 
-from libs.errors import VOSError
-from libs.onnxrt.manifest import check_manifest, read_manifest, slots_for
+from ..errors import VOSError
+from .manifest import check_manifest, read_manifest, slots_for
 
 # onnx_provider -> onnxruntime execution providers, in order of preference (the CPU one runs what the others cannot)
 PROVIDERS = {"cpu": ("CPUExecutionProvider",),

@@ -1,9 +1,9 @@
 """Running the core over videos with the one writer: evaluation sets (test.py, validation), the demo's
 video and live input; scoring through the evaluation-set contract (libs.dataset.base.EvaluationSet)."""
-from libs.runner.report import RunReport
-from libs.runner.run import job_frames, run_and_score, run_outputs, run_set, validate
-from libs.runner.scoring import score_results
-from libs.runner.writer import Output, ResultWriter, check_writable, clear_earlier_results
+from .report import RunReport
+from .run import job_frames, run_and_score, run_outputs, run_set, validate
+from .scoring import score_results
+from .writer import Output, ResultWriter, check_writable, clear_earlier_results
 
 __all__ = ["RunReport", "job_frames", "run_and_score", "run_outputs", "run_set", "validate", "score_results",
            "Output", "ResultWriter", "check_writable", "clear_earlier_results"]

@@ -8,9 +8,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from yacs.config import CfgNode
 
-from libs.config import Adjust, load_cfg
-from libs.errors import VOSError
-from libs.models.checkpoint import MODEL_KEYS, read_checkpoint, stored_model_config
+from ..config import Adjust, load_cfg
+from ..errors import VOSError
+from ..models.checkpoint import MODEL_KEYS, read_checkpoint, stored_model_config
 
 log = logging.getLogger("config")
 KEYS_HELP = "Every key, with its default and what it does: libs/config/defaults.py"
@@ -78,7 +78,7 @@ def _ensure_logging() -> None:
     """Send log lines to stderr if the script has not set up logging yet (it may redo it later); not on
     torchrun's ranks other than 0, which train.py leaves without log output."""
     if not logging.getLogger().handlers and os.environ.get("RANK", "0") == "0":
-        from libs.utils.logging import setup_logging
+        from ..utils.logging import setup_logging
         setup_logging()
 
 

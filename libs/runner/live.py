@@ -12,15 +12,15 @@ import cv2
 import numpy as np
 import torch
 
-from libs.errors import VOSError
-from libs.inference.core import InferenceCore
-from libs.inference.frames import Letterbox, ObjectTable
-from libs.inference.scheduler import Job
-from libs.io import overlay, write_image
-from libs.io.stream import LiveSource
-from libs.io.video import VideoFileWriter
-from libs.runner.run import job_frames, run_outputs
-from libs.runner.writer import Output, ResultWriter
+from ..errors import VOSError
+from ..inference.core import InferenceCore
+from ..inference.frames import Letterbox, ObjectTable
+from ..inference.scheduler import Job
+from ..io import overlay, write_image
+from ..io.stream import LiveSource
+from ..io.video import VideoFileWriter
+from .run import job_frames, run_outputs
+from .writer import Output, ResultWriter
 
 log = logging.getLogger("demo")
 LIVE_MEMORY_FRAMES = 20      # memory bound on live input when max_memory_frames is 0 (the first frame + the 19 latest)

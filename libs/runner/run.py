@@ -10,19 +10,19 @@ from typing import Callable, Iterable, Iterator, Optional, Tuple
 import numpy as np
 import torch
 
-from libs.dataset.base import EvaluationSet
-from libs.dataset.build import build_eval_dataset
-from libs.evaluation.distributed import mark_done
-from libs.inference import build_backend, build_core
-from libs.inference.core import InferenceCore
-from libs.inference.frames import ObjectTable, frame_tensor, mask_tensor
-from libs.inference.scheduler import ERRORS, Event, Frame, Job, JobQueue, Scheduler, video_failure
-from libs.io.dali_decode import DaliDecoder
-from libs.runner.report import RunReport
-from libs.runner.scoring import score_results
-from libs.runner.videos import prepare_video, read_frames
-from libs.runner.writer import Output, WriteQueue
-from libs.utils.progress import progress
+from ..dataset.base import EvaluationSet
+from ..dataset.build import build_eval_dataset
+from ..evaluation.distributed import mark_done
+from ..inference import build_backend, build_core
+from ..inference.core import InferenceCore
+from ..inference.frames import ObjectTable, frame_tensor, mask_tensor
+from ..inference.scheduler import ERRORS, Event, Frame, Job, JobQueue, Scheduler, video_failure
+from ..io.dali_decode import DaliDecoder
+from .report import RunReport
+from .scoring import score_results
+from .videos import prepare_video, read_frames
+from .writer import Output, WriteQueue
+from ..utils.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@ import logging
 import os
 from typing import Optional, Sequence
 
-from libs.dataset.base import BENCHMARK_SCORERS, SCORE_DAVIS, SCORE_YOUTUBE, EvaluationSet, Scoring
-from libs.utils.device import usable_workers
+from ..dataset.base import BENCHMARK_SCORERS, SCORE_DAVIS, SCORE_YOUTUBE, EvaluationSet, Scoring
+from ..utils.device import usable_workers
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def score_results(dataset: EvaluationSet, out_root: str, fmt: str, workers: int 
         pack_for_server(scoring, out_root)
         return None
     if scoring.scorer in BENCHMARK_SCORERS:     # MOSE, LVOS, SA-V: libs.evaluation.benchmarks
-        from libs.evaluation.benchmarks import score_benchmark
+        from ..evaluation.benchmarks import score_benchmark
         return score_benchmark(dataset, scoring, out_root, names)
     if scoring.scorer == SCORE_DAVIS:
         return score_davis(dataset, scoring, os.path.join(out_root, dataset.results_subdir), names, workers)
@@ -40,7 +40,7 @@ def score_davis(dataset: EvaluationSet, scoring: Scoring, results: str, names: S
                 workers: int) -> Optional[float]:
     """J&F of `names` against their ground-truth folders; writes the CSVs and plot into `results`. A video
     with fewer than 3 annotated frames (the first and last are not scored) is left out with a warning."""
-    from libs.evaluation.davis import evaluate_davis, list_pngs
+    from ..evaluation.davis import evaluate_davis, list_pngs
 
     listed = {name: list_pngs(scoring.ground_truth[name]) for name in names}   # None: no folder (an error later)
     short = [name for name, frames in listed.items() if frames is not None and len(frames) < 3]
@@ -62,7 +62,7 @@ def score_davis(dataset: EvaluationSet, scoring: Scoring, results: str, names: S
 
 def pack_for_server(scoring: Scoring, out_root: str) -> str:
     """Zip out_root/Annotations as the YouTube-VOS server expects (layout checked); the zip's path."""
-    from libs.evaluation.youtube import pack_submission
+    from ..evaluation.youtube import pack_submission
 
     zip_path = out_root.rstrip("/") + ".zip"
     count = pack_submission(out_root, scoring.meta_path, zip_path, jpeg_root=scoring.frames_root)

@@ -6,14 +6,14 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from libs.dataset.base import Video
-from libs.errors import VOSError
-from libs.inference.frames import Letterbox
-from libs.io import davis_palette, read_frame, read_mask, safe_join
-from libs.io.dali_decode import DaliDecoder
-from libs.io.masks import void_note
-from libs.runner.writer import ResultWriter, clear_earlier_results
-from libs.utils.constants import VOID_LABEL
+from ..dataset.base import Video
+from ..errors import VOSError
+from ..inference.frames import Letterbox
+from ..io import davis_palette, read_frame, read_mask, safe_join
+from ..io.dali_decode import DaliDecoder
+from ..io.masks import void_note
+from .writer import ResultWriter, clear_earlier_results
+from ..utils.constants import VOID_LABEL
 
 log = logging.getLogger(__name__)
 

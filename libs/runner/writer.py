@@ -11,10 +11,10 @@ from typing import Callable, Deque, Dict, List, Optional
 import numpy as np
 import torch
 
-from libs.errors import VOSError
-from libs.inference.frames import Letterbox, ObjectTable
-from libs.io import heatmap_overlay, overlay, write_image, write_indexed_png
-from libs.utils.constants import VOID_LABEL
+from ..errors import VOSError
+from ..inference.frames import Letterbox, ObjectTable
+from ..io import heatmap_overlay, overlay, write_image, write_indexed_png
+from ..utils.constants import VOID_LABEL
 
 log = logging.getLogger(__name__)
 FORMATS = ("index", "segmentation", "heatmap", "mask")

@@ -1,7 +1,7 @@
 """TensorBoard pictures of training: the last frame of each clip with its predicted objects tinted."""
 import torch
 
-from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
+from ..utils.constants import IMAGENET_MEAN, IMAGENET_STD
 
 _TINTS = ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1))   # background, objects 1..5
 

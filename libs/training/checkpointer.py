@@ -11,8 +11,8 @@ import os
 import re
 from typing import Any, Dict, List, Optional
 
-from libs.errors import VOSError
-from libs.models.checkpoint import atomic_save
+from ..errors import VOSError
+from ..models.checkpoint import atomic_save
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ before that key existed hold the same state under "max_skip".
 """
 from typing import Any, Dict, Mapping
 
-from libs.dataset.sampler import ClipSampler
-from libs.errors import VOSError
+from ..dataset.sampler import ClipSampler
+from ..errors import VOSError
 
 CHECKPOINT_KEY = "curriculum"
 OLD_CHECKPOINT_KEY = "max_skip"

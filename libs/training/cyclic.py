@@ -5,9 +5,9 @@ from typing import Dict, List
 import torch
 from torch import nn
 
-from libs.training.losses import bootstrapped_cross_entropy, iou_loss
-from libs.errors import VOSError
-from libs.models.stm import STM, QueryFeatures
+from .losses import bootstrapped_cross_entropy, iou_loss
+from ..errors import VOSError
+from ..models.stm import STM, QueryFeatures
 
 MODES = ("mask", "recurrent", "threshold")
 CYCLE_FRAMES = ("highest_object", "all_objects")

@@ -12,7 +12,7 @@ from typing import Iterable, List, Sequence, Set, Tuple
 
 import torch
 
-from libs.errors import VOSError
+from ..errors import VOSError
 
 log = logging.getLogger("libs.training.trainer")
 

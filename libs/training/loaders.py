@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, Iterable, Protocol, Sized
 
 from torch.utils.data import DataLoader
 
-from libs.training.schedule import EpochSampler
+from .schedule import EpochSampler
 
 Batch = Dict[str, Any]
 

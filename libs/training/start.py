@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Tuple
 
-from libs.models.checkpoint import read_checkpoint
-from libs.training.checkpointer import LATEST, newest_checkpoint
+from ..models.checkpoint import read_checkpoint
+from .checkpointer import LATEST, newest_checkpoint
 
 log = logging.getLogger(__name__)
 

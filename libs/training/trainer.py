@@ -15,18 +15,18 @@ from typing import Any, Callable, Dict, Iterable, Optional
 
 import torch
 
-from libs.errors import VOSError
-from libs.models.checkpoint import apply_weights
-from libs.training.board import prediction_grid
-from libs.training.checkpointer import Checkpointer, check_resumable
-from libs.training.curriculum import CHECKPOINT_KEY, Curriculum
-from libs.training.cyclic import CyclicObjective
-from libs.training.faults import BadSamples, NonFiniteSteps, agree, fault_summary, step_health
-from libs.training.loaders import EpochLoaders
-from libs.training.rng import rng_state, set_rng_state
-from libs.training.schedule import EpochSampler, lr_at
-from libs.utils.dist import DistInfo, wait_for_all, waiting_group
-from libs.utils.progress import progress
+from ..errors import VOSError
+from ..models.checkpoint import apply_weights
+from .board import prediction_grid
+from .checkpointer import Checkpointer, check_resumable
+from .curriculum import CHECKPOINT_KEY, Curriculum
+from .cyclic import CyclicObjective
+from .faults import BadSamples, NonFiniteSteps, agree, fault_summary, step_health
+from .loaders import EpochLoaders
+from .rng import rng_state, set_rng_state
+from .schedule import EpochSampler, lr_at
+from ..utils.dist import DistInfo, wait_for_all, waiting_group
+from ..utils.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Iterable
 
-from libs.errors import VOSError
+from ..errors import VOSError
 
 if TYPE_CHECKING:
     import torch

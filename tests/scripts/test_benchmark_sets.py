@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import FRAME_SIZE, REPO, TINY, Job, run_inprocess
+from tests.helpers.scripts import FRAME_SIZE, REPO, TINY, Job, run_inprocess
 from libs.dataset.benchmark_sets import write_layout
 from libs.evaluation.png import read_label_png
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, TINY, run_inprocess, run_script
+from tests.helpers.scripts import REPO, TINY, run_inprocess, run_script
 from libs.config import load_cfg
 from libs.errors import VOSError
 from libs.models import STM, save_weights

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FRAME_SIZE, REPO, TINY, read_png, run_inprocess, save_stm, write_synthetic
+from tests.helpers.models import save_stm
+from tests.helpers.scripts import FRAME_SIZE, REPO, TINY, read_png, run_inprocess, write_synthetic
 from libs.dataset.synthetic import write_video_file
 from libs.io import davis_palette, write_indexed_png
 

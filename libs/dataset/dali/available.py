@@ -1,7 +1,7 @@
 """NVIDIA DALI is optional: one place that says what to install when it is missing, and what went wrong."""
 import re
 
-from libs.errors import VOSError
+from ...errors import VOSError
 
 INSTALL_HINT = ("make setup-dali, or pip install -r requirements-dali.txt (nvidia-dali-cuda130 for CUDA 13 "
                 "drivers; nvidia-dali-cuda120 for CUDA 12)")

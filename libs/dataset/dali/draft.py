@@ -7,8 +7,8 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from libs.errors import VOSError
-from libs.utils.constants import VOID_LABEL
+from ...errors import VOSError
+from ...utils.constants import VOID_LABEL
 
 Size = Tuple[int, int]
 

@@ -12,10 +12,10 @@ import torch
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.plugin.pytorch import feed_ndarray
 
-from libs.dataset.dali.plan import ClipPlan
-from libs.errors import VOSError
-from libs.utils.constants import IMAGENET_MEAN, IMAGENET_STD
-from libs.dataset.dali.available import error_reason
+from .plan import ClipPlan
+from ...errors import VOSError
+from ...utils.constants import IMAGENET_MEAN, IMAGENET_STD
+from .available import error_reason
 
 PARAMS = ("roi_start", "roi_end", "work_size", "matrix", "fit_size", "pad_anchor", "out_shape", "contrast", "centre",
           "shift")

@@ -15,9 +15,9 @@ from typing import Any, Dict, Iterator, List, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from libs.dataset.dali.plan import ClipPlan, ClipPlanDataset
-from libs.errors import VOSError
-from libs.dataset.dali.available import require_dali
+from .plan import ClipPlan, ClipPlanDataset
+from ...errors import VOSError
+from .available import require_dali
 
 
 def _plan_list(plans: List[ClipPlan]) -> List[ClipPlan]:
@@ -40,7 +40,7 @@ class DaliRunner:
 
     def _pipe(self, key, max_frames: int):
         """The pipeline for clips of `key` (encoded, fill_zero, clamp) taking up to `max_frames` frames a run."""
-        from libs.dataset.dali.graph import build_pipeline
+        from .graph import build_pipeline
 
         known = self.pipes.get(key)
         if known is None or known[0] < max_frames:
@@ -50,7 +50,7 @@ class DaliRunner:
 
     def batch(self, plans: List[ClipPlan]) -> Dict[str, Any]:
         """The training batch of `plans` (the format of collate_clips) on the runner's device."""
-        from libs.dataset.dali.graph import output_shapes, run_pipeline
+        from .graph import output_shapes, run_pipeline
 
         count, (height, width), objects = output_shapes(plans)
         size = len(plans)

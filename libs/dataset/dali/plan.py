@@ -18,12 +18,12 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from libs.dataset.dali.draft import PlanDraft, Size, unsupported
-from libs.dataset.step import has_plan
-from libs.dataset.training import BadSample, MixedDataset, TrainClipDataset, read_sample_file, replace_bad
-from libs.dataset.transforms import ClipTransform, ResizePad, SelectObjects
-from libs.errors import VOSError
-from libs.io import read_mask
+from .draft import PlanDraft, Size, unsupported
+from ..step import has_plan
+from ..training import BadSample, MixedDataset, TrainClipDataset, read_sample_file, replace_bad
+from ..transforms import ClipTransform, ResizePad, SelectObjects
+from ...errors import VOSError
+from ...io import read_mask
 
 
 @dataclass(kw_only=True)
