@@ -32,7 +32,7 @@ def test_busy_port_is_one_line(app_script):
 
 @pytest.mark.parametrize("opts, message", [
     (["allowed_dir", "no/such/folder"], "allowed_dir 'no/such/folder' is not a folder"),
-    (["port", "70000"], "config key 'port' must be a TCP port 0..65535"),
+    (["port", "70000"], "config key 'port' must be in 0..65535"),
     (["max_upload_mb", "0"], "config key 'max_upload_mb' must be positive"),
 ])
 def test_bad_keys_stop_before_serving(app_script, monkeypatch, tmp_path, opts, message):
