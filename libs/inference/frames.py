@@ -1,5 +1,5 @@
 """Frames and masks to the network and back (as the original), and each video's table of object ids."""
-from typing import List, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -103,3 +103,13 @@ def mask_tensor(letterbox: Letterbox, objects: ObjectTable, labels: np.ndarray, 
 def frame_tensor(letterbox: Letterbox, rgb: np.ndarray, device: torch.device) -> torch.Tensor:
     """A frame [H, W, 3] uint8 RGB -> [1, 3, th, tw] normalised, on `device`."""
     return to_device(letterbox.frame(rgb), device)
+
+
+def network_inputs(letterbox: Letterbox, objects: ObjectTable, frames: Iterable[np.ndarray],
+                   given: Dict[int, np.ndarray], device: torch.device
+                   ) -> Iterator[Tuple[torch.Tensor, Optional[torch.Tensor]]]:
+    """What a job feeds the core: per frame [H, W, 3] uint8 (the i-th of `frames`), (frame [1, 3, th, tw],
+    one-hot mask [1, K+1, th, tw] of given[i], or None), on `device`."""
+    for i, rgb in enumerate(frames):
+        mask = mask_tensor(letterbox, objects, given[i], device) if i in given else None
+        yield frame_tensor(letterbox, rgb, device), mask

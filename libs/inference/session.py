@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import VOSError
 from .backend import Backend
 from .core import InferenceCore
-from .frames import Letterbox, ObjectTable, frame_tensor, mask_tensor
+from .frames import Letterbox, ObjectTable, network_inputs
 from .scheduler import Event, Job, SharedScheduler, run_jobs, video_failure
 from .settings import InferenceSettings
 from ..io import davis_palette, full_palette, overlay as draw_overlay, write_image, write_indexed_png, write_video
@@ -44,8 +44,6 @@ class VideoSession:
         self._job: Optional[Job] = None
         self.error = ""                            # why the last propagation failed ('' when it did not)
         self.progress: Tuple[int, int] = (0, 0)    # frames done, frames to do (of the current propagation)
-        self.stopped_at: Optional[int] = None      # the last frame done when a propagation was stopped
-        self._order: List[int] = []                # the frames of the current propagation
 
     @classmethod
     def open(cls, video, checkpoint: str, cfg_file: Optional[str] = None, **overrides) -> "VideoSession":
@@ -108,10 +106,10 @@ class VideoSession:
         order = self._plan(start, end, reverse)
         with self._lock:
             self._supersede()
-            self._running, self._pending, self.error, self.stopped_at = True, None, "", None
+            self._running, self._pending, self.error = True, None, ""
             given = {i: self._given[t] for i, t in enumerate(order) if i > 0 and t in self._given}
             given[0] = self._results[order[0]]
-            self.progress, self._order = (0, len(order)), order
+            self.progress = (0, len(order))
             generation, objects = self._generation, ObjectTable()     # the objects of this propagation's masks
             self._job = Job((id(self), generation), self._inputs(order, given, objects))
             self._job.on_event = lambda event: self._take(event, order, given, generation, objects)
@@ -119,10 +117,8 @@ class VideoSession:
 
     def _inputs(self, order: List[int], given: Dict[int, np.ndarray], objects: ObjectTable):
         """The job's frames on the device, with the masks given for them (object ids mapped to channels)."""
-        device = self.backend.device
-        for i, t in enumerate(order):
-            mask = mask_tensor(self.letterbox, objects, given[i], device) if i in given else None
-            yield frame_tensor(self.letterbox, self.frames[t], device), mask
+        frames = (self.frames[t] for t in order)
+        return network_inputs(self.letterbox, objects, frames, given, self.backend.device)
 
     def propagate(self, start: Optional[int] = None, end: Optional[int] = None, reverse: bool = False
                   ) -> Iterator[Tuple[int, np.ndarray]]:
@@ -185,8 +181,6 @@ class VideoSession:
                 self._running, self._job = False, None
                 if event.kind == "failed":
                     self.error = video_failure(event.error)
-                if event.kind == "stopped":
-                    self.stopped_at = self._last_done()
         if event.kind == "failed" and self.scheduler is None:
             raise event.error
         return None
@@ -202,12 +196,6 @@ class VideoSession:
         else:
             with self._lock:
                 self._job, self._running = None, False
-                self.stopped_at = self._last_done()
-
-    def _last_done(self) -> Optional[int]:
-        """The last frame the current propagation finished (None: none)."""
-        done = self.progress[0]
-        return self._order[done - 1] if done else None
 
     def _plan(self, start: Optional[int], end: Optional[int], reverse: bool) -> List[int]:
         """The frames to run, in the core's order; the first one must have a mask with an object."""

@@ -5,7 +5,7 @@ import functools
 import logging
 import os
 import time
-from typing import Callable, Iterable, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from ..dataset.build import build_eval_dataset
 from ..evaluation.distributed import mark_done
 from ..inference import build_backend, build_core
 from ..inference.core import InferenceCore
-from ..inference.frames import ObjectTable, frame_tensor, mask_tensor
+from ..inference.frames import ObjectTable, network_inputs
 from ..inference.scheduler import ERRORS, Event, Frame, Job, JobQueue, Scheduler, video_failure
 from ..io.dali_decode import DaliDecoder
 from .report import RunReport
@@ -29,10 +29,14 @@ log = logging.getLogger(__name__)
 
 def job_frames(frames: Iterable[np.ndarray], out: Output, device: torch.device) -> Iterator[Frame]:
     """A video's frames [H, W, 3] uint8 as the core takes them, each kept in `out` until written."""
-    for t, rgb in enumerate(frames):
-        out.rgb[t] = rgb
-        mask = mask_tensor(out.letterbox, out.objects, out.given[t], device) if t in out.given else None
-        yield frame_tensor(out.letterbox, rgb, device), mask
+    return network_inputs(out.letterbox, out.objects, _kept(frames, out.rgb), out.given, device)
+
+
+def _kept(frames: Iterable[np.ndarray], rgb: Dict[int, np.ndarray]) -> Iterator[np.ndarray]:
+    """Pass frames through, remembering each by index until its result is written."""
+    for t, frame in enumerate(frames):
+        rgb[t] = frame
+        yield frame
 
 
 class OutputRun:
