@@ -4,7 +4,6 @@ from typing import List
 
 from yacs.config import CfgNode
 
-from .. import dataset  # noqa: F401  (registers the built-in readers)
 from .base import EvaluationSet, Video
 from .registry import get_dataset_class
 from .sampler import ClipSampler
