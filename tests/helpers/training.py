@@ -92,3 +92,14 @@ def synthetic_trainer(data_root: str, ckpt: str, dist: DistInfo = DistInfo(), ep
 def resume(trainer: Trainer, path: str) -> None:
     """Continue `trainer` from checkpoint `path` (read once, as train.py's start decision does)."""
     trainer.resume(read_checkpoint(path), path)
+
+
+def write_train_val(root: str, train_frames: int, seed: int) -> str:
+    """A SYNTHETIC set under root/SYNTHETIC for train.py runs: 2 training videos of `train_frames` frames
+    (seed) and 1 validation video of one frame fewer (seed + 1), 40x64; returns `root`."""
+    from libs.dataset.synthetic import write_dataset
+
+    folder = os.path.join(root, "SYNTHETIC")
+    write_dataset(folder, num_videos=2, num_frames=train_frames, size=(40, 64), seed=seed, split="train")
+    write_dataset(folder, num_videos=1, num_frames=train_frames - 1, size=(40, 64), seed=seed + 1, split="val")
+    return root

@@ -13,7 +13,8 @@ from typing import List, Optional
 import pytest
 import torch
 
-from libs.dataset.synthetic import write_dataset
+from tests.helpers.training import write_train_val
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48]", "gpu_id", "-1",
@@ -119,8 +120,7 @@ def _equal(a, b) -> bool:
 @pytest.mark.slow
 def test_a_killed_worker_restarts_from_the_step_checkpoint_and_ends_as_an_uninterrupted_run(tmp_path):
     data = str(tmp_path / "data")
-    write_dataset(os.path.join(data, "SYNTHETIC"), num_videos=2, num_frames=4, size=(40, 64), seed=5, split="train")
-    write_dataset(os.path.join(data, "SYNTHETIC"), num_videos=1, num_frames=3, size=(40, 64), seed=6, split="val")
+    write_train_val(data, train_frames=4, seed=5)
     full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
     runs = [_launch(data, full, str(tmp_path / "full.log")), _launch(data, killed, str(tmp_path / "killed.log"))]
     try:

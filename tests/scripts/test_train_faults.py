@@ -14,8 +14,8 @@ import sys
 import pytest
 import torch
 
-from libs.dataset.synthetic import write_dataset
 from libs.runner.cli import run_main
+from tests.helpers.training import write_train_val
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48]", "gpu_id", "-1",
@@ -26,10 +26,7 @@ TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_faults")
-    write_dataset(str(root / "SYNTHETIC"), num_videos=2, num_frames=4, size=(40, 64), seed=5, split="train")
-    write_dataset(str(root / "SYNTHETIC"), num_videos=1, num_frames=3, size=(40, 64), seed=6, split="val")
-    return str(root)
+    return write_train_val(str(tmp_path_factory.mktemp("train_faults")), train_frames=4, seed=5)
 
 
 def _args(data_root, ckpt, *extra):

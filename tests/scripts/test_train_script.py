@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from libs.config import get_cfg
-from libs.dataset.synthetic import write_dataset
+from tests.helpers.training import write_train_val
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48]", "gpu_id", "-1",
@@ -23,10 +23,7 @@ TINY = ["arch", "resnet18", "keydim", "8", "valdim", "16", "input_size", "[32,48
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_script")
-    write_dataset(str(root / "SYNTHETIC"), num_videos=2, num_frames=5, size=(40, 64), seed=5, split="train")
-    write_dataset(str(root / "SYNTHETIC"), num_videos=1, num_frames=4, size=(40, 64), seed=6, split="val")
-    return str(root)
+    return write_train_val(str(tmp_path_factory.mktemp("train_script")), train_frames=5, seed=5)
 
 
 def _cmd(data_root, ckpt, *extra):

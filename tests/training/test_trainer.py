@@ -7,22 +7,18 @@ import sys
 import pytest
 import torch
 
-from libs.dataset.synthetic import write_dataset
 from libs.errors import VOSError
 from libs.models.stm import STM
 from libs.training.cyclic import CyclicConfig, cyclic_loss
 from libs.training.schedule import EpochSampler, lr_at
-from tests.helpers.training import resume, synthetic_trainer
+from tests.helpers.training import resume, synthetic_trainer, write_train_val
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_data")
-    write_dataset(str(root / "SYNTHETIC"), num_videos=2, num_frames=5, size=(40, 64), seed=3, split="train")
-    write_dataset(str(root / "SYNTHETIC"), num_videos=1, num_frames=4, size=(40, 64), seed=4, split="val")
-    return str(root)
+    return write_train_val(str(tmp_path_factory.mktemp("train_data")), train_frames=5, seed=3)
 
 
 def test_lr_schedule_steps_by_gamma():
