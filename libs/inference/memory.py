@@ -49,7 +49,7 @@ class MemoryBank:
         self.value: Optional[torch.Tensor] = None   # [B, K, S*hw, C_v]
         self.bias: Optional[torch.Tensor] = None    # [B, K, S*hw]
         self.hw = 0
-        self._index: dict = {}                      # device index tensors per (slot pattern, device)
+        self._index: dict = {}                      # device index tensors per (pattern, device)
 
     @property
     def capacity(self) -> int:
@@ -81,15 +81,19 @@ class MemoryBank:
             self.rows[b].objects = objects
             self._rebuild_bias(b)
 
-    def move(self, src: int, dst: int) -> None:
-        """Row src's video moves to row dst (rows are kept contiguous when videos leave)."""
-        self.rows[dst] = self.rows[src]
-        self.rows[src] = self._new_row()
-        if self.key is not None:
-            for buffer in (self.key, self.value) + (() if self.rows[dst].stale else (self.bias,)):
-                buffer[dst] = buffer[src]
-            if not self.rows[src].stale:
-                self.bias[src] = NEG_INF
+    def keep(self, rows: List[int]) -> None:
+        """Rows `rows` (ascending) become rows 0..n-1, their memory moved by one gather per buffer (none when
+        they already are); the other rows are freed."""
+        n, B = len(rows), len(self.rows)
+        order = rows + [b for b in range(B) if b not in rows]
+        self.rows = [self.rows[b] for b in rows] + [self._new_row() for _ in range(B - n)]
+        if self.key is None:
+            return
+        if order != list(range(B)):
+            index = self._device_index(("keep", tuple(order)), order)
+            self.key, self.value, self.bias = (x.index_select(0, index) for x in (self.key, self.value, self.bias))
+        if self.fixed and n < B:
+            self.bias[n:] = NEG_INF
 
     def set_width(self, objects: int) -> None:
         """The buffers hold `objects` objects (K of the batch changed): rows added as padding, or cut."""
@@ -186,7 +190,8 @@ class MemoryBank:
                 self.bias[0, :, where] = 0.0
             return
         B, K, n, _ = self.key.shape
-        b_index, s_index = self._indices(slots)
+        b_index = self._device_index(("rows", len(slots)), range(len(slots)))
+        s_index = self._device_index(("slots", tuple(slots)), slots)
         S = n // self.hw
         self.key.view(B, K, S, self.hw, -1)[b_index, :, s_index] = key        # [n, K, hw, C_k]
         self.value.view(B, K, S, self.hw, -1)[b_index, :, s_index] = value
@@ -217,15 +222,15 @@ class MemoryBank:
         row.staged = slot
         return slot
 
-    def _indices(self, slots: List[int]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Device index tensors (row, slot) for a slot pattern, kept so that each pattern is copied once."""
-        pattern = (tuple(slots), self.key.device)   # kept across reallocations (new videos, widths)
-        if pattern not in self._index:
+    def _device_index(self, key: tuple, values) -> torch.Tensor:
+        """A device index tensor of `values`, kept under `key` so that each is copied to the device once
+        (through pinned memory on a GPU: no wait for queued work)."""
+        key = key + (self.key.device,)             # kept across reallocations (new videos, widths)
+        if key not in self._index:
             if len(self._index) >= 256:
                 self._index.clear()
-            device = self.key.device          # through pinned memory on a GPU: no wait for queued work
-            self._index[pattern] = (torch.arange(len(slots), device=device), to_device(torch.tensor(slots), device))
-        return self._index[pattern]
+            self._index[key] = to_device(torch.tensor(list(values)), self.key.device)
+        return self._index[key]
 
     def commit(self, b: int, frame_id: int) -> None:
         """Store row b's staged previous frame as frame `frame_id`; drops the oldest frame after the first

@@ -53,7 +53,8 @@ def _batched(model, videos, settings, slots):
 @pytest.mark.parametrize("settings", [
     dict(save_freq=2, loop=0),                                               # the plain (exact) path
     dict(save_freq=2, loop=1, correction_rate=20.0, fast=True, max_memory_frames=2),   # fast, correcting
-], ids=["plain-loop0", "fast-loop1-bounded"])
+    dict(save_freq=2, loop=1, correction_rate=20.0, fast=True, compile=True, compile_backend="eager"),  # all rows
+], ids=["plain-loop0", "fast-loop1-bounded", "compiled-loop1"])
 def test_each_video_gets_its_single_engine_results(small_stm, one_thread, settings):
     videos = _videos()
     single, batched = _single(small_stm, videos, settings), _batched(small_stm, videos, settings, slots=2)
@@ -99,19 +100,21 @@ def test_a_slot_at_weight_zero_is_not_corrected(small_stm, one_thread):
 
 
 def test_the_batch_objects_follow_its_videos_and_rows_stay_packed(small_stm, one_thread):
-    """A 3-object video leaves: K falls back to the remaining videos' widest; its row is taken by the last
-    one; an eager core computes only busy rows."""
+    """A 3-object video leaves: K falls back to the remaining videos' widest; the rows are packed at the next
+    step; an eager core computes only busy rows."""
     settings = InferenceSettings(save_freq=2)
     core = InferenceCore(Backend(small_stm), settings, slots=3)
     videos = _videos()
     for key in (0, 2, 1):                                       # 2, 3 and 1 objects
         frames, given = videos[key]
         core.start(key, frames[min(given)], given[min(given)])
-    assert core.K == 3 and core.keys == [0, 2, 1] and core.prev_mask.shape[:2] == (3, 4)
+    assert core.K == 3 and core.keys == [0, 2, 1] and core.prev_mask is None     # they join at the step
     out = core.step({key: videos[key][0][1] for key in core.keys})
     assert {key: p.shape[0] for key, p in out.items()} == {0: 3, 2: 4, 1: 2}
+    assert core.prev_mask.shape[:2] == (3, 4)
     core.stop(2)
-    assert core.K == 2 and core.keys == [0, 1] and core.prev_mask.shape[:2] == (2, 3)
-    assert core.bank.key.shape[:2] == (3, 2)                    # rows kept for the slots, 2 objects wide
+    assert core.K == 2 and core.keys == [0, 1]
     out = core.step({key: videos[key][0][2] for key in core.keys})
     assert {key: p.shape[0] for key, p in out.items()} == {0: 3, 1: 2}
+    assert core.prev_mask.shape[:2] == (2, 3) and core.bank.rows[1].frame_ids == [0]   # video 1 moved up
+    assert core.bank.key.shape[:2] == (3, 2)                    # rows kept for the slots, 2 objects wide
