@@ -16,12 +16,13 @@ from libs.errors import VOSError  # noqa: E402
 from libs.inference import build_backend, build_core  # noqa: E402
 from libs.inference.frames import Letterbox, ObjectTable  # noqa: E402
 from libs.inference.scheduler import Job  # noqa: E402
-from libs.io import FrameSource, load_first_mask, overlay, read_frame, safe_join, write_image, write_video  # noqa: E402
+from libs.io import FrameSource, load_first_mask, safe_join  # noqa: E402
 from libs.io.dali_decode import build_frame_decoder  # noqa: E402
 from libs.io.remote import download_video, is_http_url  # noqa: E402
 from libs.io.stream import LiveSource, is_live_path, live_name  # noqa: E402
 from libs.models import build_model  # noqa: E402
-from libs.runner import Output, ResultWriter, check_writable, clear_earlier_results, job_frames, run_outputs  # noqa: E402
+from libs.runner import (Output, OverlaySink, OverlayVideo, ResultWriter, check_writable,  # noqa: E402
+                         clear_earlier_results, job_frames, run_outputs)
 from libs.runner.cli import parse_cfg, run_main  # noqa: E402
 from libs.runner.live import LiveWindow, fit_first_mask, live_memory_bound, run_live, stop_on_sigint  # noqa: E402
 from libs.utils.device import resolve_device  # noqa: E402
@@ -105,20 +106,18 @@ def file_main(cfg, video_path: str, name: str) -> None:
     model = build_model(cfg).to(device).eval()
     inputs = source.paths[:1] if source.paths else [video_path]          # the first frame names a folder's path
     clear_earlier_results(out, inputs + [cfg.mask_path], extra=("overlay", "overlay.mp4"))
-    overlay_dir = os.path.join(out, "overlay")
-    os.makedirs(overlay_dir, exist_ok=True)
-
-    def save_overlay(t, frame_name, rgb, lab):
-        write_image(os.path.join(overlay_dir, frame_name + ".jpg"), overlay(rgb, lab, palette))
-
+    sink = OverlaySink(palette, out, OverlayVideo(os.path.join(out, "overlay.mp4"), fps=source.fps))
     spec = Output(name, source.names.__getitem__, Letterbox(cfg.input_size, source.size), ObjectTable(), {0: labels},
-                  ResultWriter(out, "index", palette), save_overlay, total=len(source))
+                  ResultWriter(out, "index", palette), sink, total=len(source))
     job = Job(name, job_frames(source.frames(decoder), spec, device))
-    report = run_outputs(build_core(cfg, build_backend(cfg, model)), [(job, spec)], name, len(source))
+    complete = False
+    try:
+        report = run_outputs(build_core(cfg, build_backend(cfg, model)), [(job, spec)], name, len(source))
+        complete = not report.failed
+    finally:
+        sink.close(complete)
     if report.failed:
         raise VOSError(f"{video_path}: {report.failed[name]}")
-    frames = (read_frame(os.path.join(overlay_dir, n + ".jpg")) for n in source.names)
-    write_video(os.path.join(out, "overlay.mp4"), frames, source.fps)
     log.info("%d frames at %.1f FPS: masks, overlay/ and overlay.mp4 in %s", report.frames, report.fps, out)
 
 

@@ -3,7 +3,7 @@ video and live input; scoring through the evaluation-set contract (libs.dataset.
 from .report import RunReport
 from .run import job_frames, run_and_score, run_outputs, run_set, validate
 from .scoring import score_results
-from .writer import Output, ResultWriter, check_writable, clear_earlier_results
+from .writer import Output, OverlaySink, OverlayVideo, ResultWriter, check_writable, clear_earlier_results
 
 __all__ = ["RunReport", "job_frames", "run_and_score", "run_outputs", "run_set", "validate", "score_results",
-           "Output", "ResultWriter", "check_writable", "clear_earlier_results"]
+           "Output", "OverlaySink", "OverlayVideo", "ResultWriter", "check_writable", "clear_earlier_results"]

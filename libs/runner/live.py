@@ -16,15 +16,12 @@ from ..errors import VOSError
 from ..inference.core import InferenceCore
 from ..inference.frames import Letterbox, ObjectTable
 from ..inference.scheduler import Job
-from ..io import overlay, write_image
 from ..io.stream import LiveSource
-from ..io.video import VideoFileWriter
 from .run import job_frames, run_outputs
-from .writer import Output, ResultWriter
+from .writer import OverlaySink, OverlayVideo, Output, ResultWriter
 
 log = logging.getLogger("demo")
 LIVE_MEMORY_FRAMES = 20      # memory bound on live input when max_memory_frames is 0 (the first frame + the 19 latest)
-RATE_FRAMES = 10             # overlay.mp4 plays at the rate these first segmented frames came at
 STOP_KEYS = (ord("q"), 27)   # q and Esc in the window stop the run
 WINDOW = "STM-Cycle live (q: stop)"
 
@@ -106,46 +103,6 @@ class LiveWindow:
             cv2.waitKey(1)
 
 
-class LiveVideo:
-    """overlay.mp4 of a live run, written as results come. It plays at the rate the frames were segmented
-    (measured over the first RATE_FRAMES, at most the source's rate, at least 1 FPS): a minute of camera
-    lasts about a minute."""
-
-    def __init__(self, path: str, source_fps: Optional[float]):
-        self.video = VideoFileWriter(path)
-        self.source_fps = source_fps
-        self.waiting: List[np.ndarray] = []     # the first frames, until the rate is known (at most RATE_FRAMES)
-        self.times: List[float] = []
-
-    def write(self, rgb: np.ndarray) -> None:
-        """Append one overlay frame [H, W, 3] uint8 RGB."""
-        if self.video.fps is not None:
-            self.video.write(rgb)
-            return
-        self.waiting.append(rgb)
-        self.times.append(time.monotonic())
-        if len(self.waiting) >= RATE_FRAMES:
-            self._flush()
-
-    def _flush(self) -> None:
-        """Fix the frame rate from the frames seen so far and write them."""
-        rate = self.source_fps or 25.0
-        if len(self.times) >= 3 and self.times[-1] > self.times[1]:      # from frame 1: frame 0 is the given mask
-            measured = (len(self.times) - 2) / (self.times[-1] - self.times[1])
-            rate = min(self.source_fps, measured) if self.source_fps else measured
-        self.video.set_fps(max(1.0, round(rate, 1)))
-        for frame in self.waiting:
-            self.video.write(frame)
-        self.waiting, self.times = [], []
-
-    def close(self) -> None:
-        """Finish the file (playable from here on); no file when no frame was written."""
-        if self.waiting:
-            self._flush()
-        if self.video.count:
-            self.video.close()
-
-
 @dataclass
 class LiveStats:
     """What a live run did: frames segmented, captured and dropped, and how it ended."""
@@ -176,30 +133,17 @@ def run_live(core: InferenceCore, source: LiveSource, labels: np.ndarray, palett
     """Segment `source` from the mask `labels` [H, W] of its first frame through `core`, writing into `out`
     (None: write nothing) indexed PNGs, overlay/ JPEGs and overlay.mp4 (playable when this returns), and
     showing each overlay in `window`. Ends at the end of the stream or when `source.stop()` is called."""
-    video = LiveVideo(os.path.join(out, "overlay.mp4"), source.fps) if out else None
-    if out:
-        os.makedirs(os.path.join(out, "overlay"), exist_ok=True)
-
-    def extra(t: int, name: str, rgb: np.ndarray, lab: np.ndarray) -> None:
-        image = overlay(rgb, lab, palette)                           # [H, W, 3] uint8
-        if out:
-            write_image(os.path.join(out, "overlay", name + ".jpg"), image)
-            video.write(image)
-        if window is not None:
-            window.show(image)
-
+    video = OverlayVideo(os.path.join(out, "overlay.mp4"), source_fps=source.fps) if out else None
+    sink = OverlaySink(palette, out, video, window)
     title = f"live {source.what}"
     spec = Output(title, source.name, letterbox, ObjectTable(), {0: labels},
-                  ResultWriter(out, "index", palette) if out else None, extra)
+                  ResultWriter(out, "index", palette) if out else None, sink)
     start = time.perf_counter()
     try:
         report = run_outputs(core, [(Job(title, job_frames(source.frames(), spec, device)), spec)], title, None)
     finally:
         source.close()
-        if window is not None:
-            window.close()
-        if video is not None:
-            video.close()
+        sink.close()
     if report.failed:
         raise VOSError(f"{source.what}: {report.failed[title]}")
     return LiveStats(report.frames, source.captured, source.dropped, time.perf_counter() - start, source.fps,

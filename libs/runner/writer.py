@@ -1,7 +1,8 @@
-"""The one writer of results: each frame's masks (indexed PNG or overlay) and any extra outputs (the demo's
-overlays, live input's video and window), written on one background thread behind a bounded queue."""
+"""The one writer of results: each frame's masks (indexed PNG or overlay) and the overlays of the demo and
+live input (JPEGs, overlay.mp4, a window), written on one background thread behind a bounded queue."""
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,11 +15,13 @@ import torch
 from ..errors import VOSError
 from ..inference.frames import Letterbox, ObjectTable
 from ..io import heatmap_overlay, overlay, write_image, write_indexed_png
+from ..io.video import VideoFileWriter
 from ..utils.constants import VOID_LABEL
 
 log = logging.getLogger(__name__)
 FORMATS = ("index", "segmentation", "heatmap", "mask")
 MAX_PENDING_WRITES = 16         # frames segmented ahead of the writer thread, per video
+RATE_FRAMES = 10                # overlay.mp4 of a stream plays at the rate these first results came at
 Extra = Callable[[int, str, np.ndarray, np.ndarray], None]     # (t, name, rgb, labels): an extra output
 
 
@@ -111,6 +114,74 @@ class ResultWriter:
             write_image(path, heatmap_overlay(rgb, heat))
 
 
+class OverlayVideo:
+    """overlay.mp4 written as results come, at `fps`; with fps None (a stream) at the rate they come
+    (measured over the first RATE_FRAMES, at most `source_fps`, at least 1 FPS): a minute of camera lasts
+    about a minute."""
+
+    def __init__(self, path: str, fps: Optional[float] = None, source_fps: Optional[float] = None):
+        self.video = VideoFileWriter(path, fps)
+        self.source_fps = source_fps
+        self.waiting: List[np.ndarray] = []     # the first frames, until the rate is known (at most RATE_FRAMES)
+        self.times: List[float] = []
+
+    def write(self, rgb: np.ndarray) -> None:
+        """Append one overlay frame [H, W, 3] uint8 RGB."""
+        if self.video.fps is not None:
+            self.video.write(rgb)
+            return
+        self.waiting.append(rgb)
+        self.times.append(time.monotonic())
+        if len(self.waiting) >= RATE_FRAMES:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Fix the frame rate from the frames seen so far and write them."""
+        rate = self.source_fps or 25.0
+        if len(self.times) >= 3 and self.times[-1] > self.times[1]:      # from frame 1: frame 0 is the given mask
+            measured = (len(self.times) - 2) / (self.times[-1] - self.times[1])
+            rate = min(self.source_fps, measured) if self.source_fps else measured
+        self.video.set_fps(max(1.0, round(rate, 1)))
+        for frame in self.waiting:
+            self.video.write(frame)
+        self.waiting, self.times = [], []
+
+    def close(self, complete: bool = True) -> None:
+        """Finish the file (playable from here on); no file when no frame was written or not `complete`."""
+        if complete and self.waiting:
+            self._flush()
+        if complete and self.video.count:
+            self.video.close()
+        elif self.video.count:
+            self.video.close(VOSError("the run did not finish"))
+
+
+class OverlaySink:
+    """The overlays of one video's results, an extra output of the writer: overlay/<name>.jpg in `folder`,
+    the frames of `video` (overlay.mp4), and `window` (live input's); each optional."""
+
+    def __init__(self, palette: List[int], folder: Optional[str] = None, video: Optional[OverlayVideo] = None,
+                 window=None):
+        self.palette, self.folder, self.video, self.window = palette, folder, video, window
+        if folder:
+            os.makedirs(os.path.join(folder, "overlay"), exist_ok=True)
+
+    def __call__(self, t: int, name: str, rgb: np.ndarray, labels: np.ndarray) -> None:
+        """Frame t's overlay (`Extra`): labels [H, W] drawn over rgb [H, W, 3]."""
+        image = overlay(rgb, labels, self.palette)                  # [H, W, 3] uint8
+        if self.folder:
+            write_image(os.path.join(self.folder, "overlay", name + ".jpg"), image)
+        if self.video is not None:
+            self.video.write(image)
+        if self.window is not None:
+            self.window.show(image)
+
+    def close(self, complete: bool = True) -> None:
+        """Close the window and finish the video (dropped when the run is not `complete`)."""
+        if self.window is not None:
+            self.window.close()
+        if self.video is not None:
+            self.video.close(complete)
 
 
 @dataclass(eq=False)

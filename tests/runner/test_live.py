@@ -15,8 +15,8 @@ from libs.inference.frames import Letterbox
 from libs.errors import VOSError
 from libs.io import FrameSource, davis_palette
 from libs.runner import live
-from libs.runner.live import (LIVE_MEMORY_FRAMES, LiveVideo, LiveWindow, fit_first_mask, live_memory_bound,
-                              stop_on_sigint)
+from libs.runner.live import LIVE_MEMORY_FRAMES, LiveWindow, fit_first_mask, live_memory_bound, stop_on_sigint
+from libs.runner.writer import RATE_FRAMES, OverlayVideo
 from tests.watch import record_bank_sizes
 
 CPU = torch.device("cpu")
@@ -80,15 +80,19 @@ def test_live_memory_bound_is_the_key_or_a_logged_default(caplog):
 
 def test_live_video_plays_at_most_at_the_source_rate_and_keeps_every_frame(tmp_path):
     """Frames segmented faster than the source came: the mp4 plays at the source's rate; all frames kept."""
-    video = LiveVideo(str(tmp_path / "overlay.mp4"), source_fps=12.0)
-    for t in range(live.RATE_FRAMES + 3):
+    video = OverlayVideo(str(tmp_path / "overlay.mp4"), source_fps=12.0)
+    for t in range(RATE_FRAMES + 3):
         video.write(np.full((*SIZE, 3), 5 * t, np.uint8))
     video.close()
     source = FrameSource(str(tmp_path / "overlay.mp4"))
-    assert len(source) == live.RATE_FRAMES + 3 and source.fps == pytest.approx(12.0)
-    empty = LiveVideo(str(tmp_path / "none.mp4"), source_fps=None)
+    assert len(source) == RATE_FRAMES + 3 and source.fps == pytest.approx(12.0)
+    empty = OverlayVideo(str(tmp_path / "none.mp4"), source_fps=None)
     empty.close()                                       # nothing segmented: no file, no error
     assert not os.path.exists(tmp_path / "none.mp4")
+    unfinished = OverlayVideo(str(tmp_path / "failed.mp4"), fps=25.0)      # a file's run that failed
+    unfinished.write(np.zeros((*SIZE, 3), np.uint8))
+    unfinished.close(complete=False)
+    assert os.listdir(tmp_path) == ["overlay.mp4"]                        # no file, no temporary left
 
 
 def test_first_mask_of_another_size_is_resized_nearest_and_logged(caplog):
