@@ -125,12 +125,16 @@ class InferenceCore:
         order = tuple(kept + [r for r in range(rows) if r not in kept]) if self._padded() else tuple(kept)
         if order == tuple(range(rows)):
             return
-        index = self._constant("rows", order, torch.long)
-        take = (lambda x: x[:len(kept)]) if order == tuple(range(len(order))) else (
-            lambda x: x.index_select(0, index))
-        self.prev_frame, self.prev_mask = take(self.prev_frame), take(self.prev_mask)
+        self.prev_frame, self.prev_mask = self._take(self.prev_frame, order), self._take(self.prev_mask, order)
         if self.ref_query is not None:
-            self.ref_mask, self.ref_query = take(self.ref_mask), QueryFeatures(*map(take, self.ref_query))
+            self.ref_mask = self._take(self.ref_mask, order)
+            self.ref_query = QueryFeatures(*(self._take(x, order) for x in self.ref_query))
+
+    def _take(self, x: torch.Tensor, order: Tuple[int, ...]) -> torch.Tensor:
+        """Rows `order` of x: a view when they are its first rows, else one gather (channels-last kept)."""
+        if order == tuple(range(len(order))):
+            return x[:len(order)]
+        return x[self._constant("rows", order, torch.long)]
 
     def _join(self, first: int) -> None:
         """Rows first.. (videos started since the last step) join: frames, masks, memory rows, references,
