@@ -89,14 +89,10 @@ def file_main(cfg, video_path: str, name: str) -> None:
     source = FrameSource(video_path)
     if len(source) < 2:
         raise VOSError(f"{cfg.video_path} has {len(source)} frame(s); at least 2 are needed")
-    labels, palette, note = load_first_mask(cfg.mask_path)
-    if note:
-        log.info("%s: %s", cfg.mask_path, note)
+    labels, palette = first_mask(cfg.mask_path)
     if labels.shape != tuple(source.size):
         raise VOSError(f"mask {cfg.mask_path} is {labels.shape[1]}x{labels.shape[0]} but the frames of "
                        f"{cfg.video_path} are {source.size[1]}x{source.size[0]}")
-    if not labels.any():
-        raise VOSError(f"mask {cfg.mask_path} has no object; label objects 1, 2, ... on a 0 background")
     device = resolve_device(cfg.gpu_id)
     decoder = build_frame_decoder(cfg.data_backend, device)
     out = safe_join(cfg.output_dir, name)
@@ -124,11 +120,7 @@ def file_main(cfg, video_path: str, name: str) -> None:
 def live_main(cfg) -> None:
     """Segment a camera, a stream or (live True) a video file as frames arrive, with a bounded memory."""
     check_live_keys(cfg)
-    labels, palette, note = load_first_mask(cfg.mask_path)
-    if note:
-        log.info("%s: %s", cfg.mask_path, note)
-    if not labels.any():
-        raise VOSError(f"mask {cfg.mask_path} has no object; label objects 1, 2, ... on a 0 background")
+    labels, palette = first_mask(cfg.mask_path)
     source = LiveSource(cfg.video_path, pace=not is_live_path(cfg.video_path))
     try:
         labels = fit_first_mask(labels, source.size, cfg.mask_path, source.what)
@@ -149,6 +141,15 @@ def live_main(cfg) -> None:
     log.info(stats.summary())
     if out:
         log.info("masks, overlay/ and overlay.mp4 in %s", out)
+
+
+def first_mask(path: str):
+    """The first frame's labels [H, W] and palette (load_first_mask: never without an object); how the
+    file's values became labels is logged."""
+    labels, palette, note = load_first_mask(path)
+    if note:
+        log.info("%s: %s", path, note)
+    return labels, palette
 
 
 def check_live_keys(cfg) -> None:
