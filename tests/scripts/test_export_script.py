@@ -180,16 +180,19 @@ def test_providers_in_order_and_a_missing_one_in_one_line():
     assert "install onnxruntime-gpu" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_test_py_with_runtime_onnxruntime_writes_the_fast_paths_masks(exported, tmp_path):
+@pytest.mark.parametrize("batch", [1, 2])
+def test_test_py_with_runtime_onnxruntime_writes_the_fast_paths_masks(exported, tmp_path, batch):
     """The real test.py on a SYNTHETIC set, `runtime onnxruntime` against `fast_inference True` (loop 0,
-    the exported memory bound): the written masks agree on >= 99.9 % of pixels."""
+    the exported memory bound), one video at a time or 2 (3 videos: the last runs with a slot idle): the
+    written masks agree on >= 99.9 % of pixels."""
     from libs.dataset.synthetic import write_dataset
     from libs.io import read_mask
 
-    names = write_dataset(str(tmp_path / "SYNTHETIC"), 2, 5, (48, 80), seed=4)
+    names = write_dataset(str(tmp_path / "SYNTHETIC"), 3, 5, (48, 80), seed=4)
     common = ["test.py", "--cfg", "config.yaml"] + TINY + ["initial", exported[1], "loop", "0", "valset",
                                                            "SYNTHETIC", "data_root", str(tmp_path),
-                                                           "max_memory_frames", str(MAX_FRAMES)]
+                                                           "max_memory_frames", str(MAX_FRAMES),
+                                                           "batch_videos", str(batch)]
     runs = {"torch": run_inprocess(common + ["fast_inference", "True", "output_dir", str(tmp_path / "torch")]),
             "onnx": run_inprocess(common + ["runtime", "onnxruntime", "onnx_dir", exported[0],
                                             "output_dir", str(tmp_path / "onnx")])}
