@@ -127,8 +127,7 @@ class MemoryBank:
         slots = [self._stage(b) for b in range(n)]
         self._write(slots, key, value)
         if self.fixed:                                  # every slot; the busy rows (compiled: all rows)
-            bias = self._bias(n, self.capacity)
-            return (self.key, self.value, bias) if n == len(self.rows) else (self.key[:n], self.value[:n], bias)
+            return _first(self.key, n), _first(self.value, n), self._bias(n, self.capacity)
         used = max(max(self.rows[b].slot_of + [slots[b]]) for b in range(n)) + 1
         where = slice(0, used * self.hw)
         return self.key[:n, :, where], self.value[:n, :, where], self._bias(n, used)
@@ -141,15 +140,14 @@ class MemoryBank:
             self.rows[b].readable(table[b])
         if not self.fixed and table.all():
             return None
-        if self._table is not None and np.array_equal(table, self._table):
-            return self.bias if n == self.bias.shape[0] else self.bias[:n]
-        self._table = table
-        values = to_device(torch.from_numpy(np.where(table, 0.0, -np.inf).astype(np.float32)), self.key.device)
-        if not self.fixed:
-            self.bias = torch.empty(n, table.shape[1], slots * self.hw, device=self.key.device)
-        bias = self.bias if n == self.bias.shape[0] else self.bias[:n]          # [n, K, S*hw]
-        bias.view(n, table.shape[1], slots, self.hw).copy_(values[..., None].expand(-1, -1, -1, self.hw))
-        return bias
+        if self._table is None or not np.array_equal(table, self._table):
+            self._table = table
+            values = to_device(torch.from_numpy(np.where(table, 0.0, -np.inf).astype(np.float32)), self.key.device)
+            if not self.fixed:
+                self.bias = torch.empty(n, table.shape[1], slots * self.hw, device=self.key.device)
+            bias = _first(self.bias, n)                                           # [n, K, S*hw]
+            bias.view(n, table.shape[1], slots, self.hw).copy_(values[..., None].expand(-1, -1, -1, self.hw))
+        return _first(self.bias, n)
 
     def _write(self, slots: List[int], key: torch.Tensor, value: torch.Tensor) -> None:
         """Copy each row's previous frame [K, hw, C] into its staged slot (one indexed copy per buffer)."""
@@ -197,3 +195,8 @@ class MemoryBank:
         row.slot_of.append(row.staged)
         row.start_of.append(row.objects)
         row.staged = None
+
+
+def _first(x: torch.Tensor, n: int) -> torch.Tensor:
+    """The first n rows of a buffer: the buffer itself when it has n (compiled steps get its fixed address)."""
+    return x if x.shape[0] == n else x[:n]
